@@ -1,0 +1,392 @@
+//! The in-memory index: an immutable snapshot of every object at one revision, with the derived
+//! maps that make a check a handful of hash lookups.
+//!
+//! A writer clones the snapshot, applies the ops of one or more committed revisions, and publishes
+//! the result; readers keep using the snapshot they took. Cloning copies the maps' tables, not the
+//! objects, which are shared behind `Arc`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
+use crate::condition::Condition;
+use crate::model::{
+    pair_key, resource_key, ApiKey, Group, GroupMember, Id, Membership, Object, ObjectKey,
+    ObjectKind, Op, Organization, Project, Resource, Role, RoleBinding, RoleEntry, Scope, Space,
+    SpaceMember, SubjectRef, User,
+};
+use crate::permission::Permission;
+
+/// A revision of the store: every committed write advances it by one.
+pub type Revision = u64;
+
+/// A role entry with its condition compiled.
+#[derive(Debug)]
+pub struct CompiledEntry {
+    pub permission: Permission,
+    pub scope: Scope,
+    /// `Err` holds the compile error of a stored condition that no longer compiles; such an entry
+    /// never grants.
+    pub condition: Option<Result<Arc<Condition>, String>>,
+}
+
+/// A role with its entries compiled.
+#[derive(Debug)]
+pub struct CompiledRole {
+    pub role: Role,
+    pub entries: Vec<CompiledEntry>,
+}
+
+/// A role binding with its condition compiled.
+#[derive(Debug)]
+pub struct CompiledBinding {
+    pub binding: RoleBinding,
+    pub condition: Option<Result<Arc<Condition>, String>>,
+}
+
+fn compile(source: &Option<String>) -> Option<Result<Arc<Condition>, String>> {
+    source.as_ref().map(|s| {
+        Condition::compile(s)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    })
+}
+
+impl CompiledRole {
+    /// Compiles a role's entries.
+    pub fn new(role: Role) -> Self {
+        let entries = role.permissions.iter().map(compile_entry).collect();
+        Self { role, entries }
+    }
+}
+
+fn compile_entry(entry: &RoleEntry) -> CompiledEntry {
+    CompiledEntry {
+        permission: entry.permission.clone(),
+        scope: entry.scope,
+        condition: compile(&entry.condition),
+    }
+}
+
+/// The snapshot. Fields are public for reading; only [`Index::apply`] changes them, on a clone.
+#[derive(Clone, Debug)]
+pub struct Index {
+    /// The revision of the last change applied.
+    pub revision: Revision,
+    pub catalog: Arc<Catalog>,
+    pub organizations: HashMap<Id, Arc<Organization>>,
+    pub users: HashMap<Id, Arc<User>>,
+    /// Lowercased email → user id.
+    pub user_by_email: HashMap<String, Id>,
+    pub user_by_external_id: HashMap<String, Id>,
+    /// `organization/user` → membership.
+    pub memberships: HashMap<String, Arc<Membership>>,
+    pub user_organizations: HashMap<Id, BTreeSet<Id>>,
+    pub organization_users: HashMap<Id, BTreeSet<Id>>,
+    pub spaces: HashMap<Id, Arc<Space>>,
+    pub space_members: HashMap<Id, BTreeSet<Id>>,
+    /// `space/user` → membership record.
+    pub space_memberships: HashMap<String, Arc<SpaceMember>>,
+    pub user_spaces: HashMap<Id, BTreeSet<Id>>,
+    pub projects: HashMap<Id, Arc<Project>>,
+    pub groups: HashMap<Id, Arc<Group>>,
+    pub group_members: HashMap<Id, BTreeSet<Id>>,
+    /// `group/user` → membership record.
+    pub group_memberships: HashMap<String, Arc<GroupMember>>,
+    pub user_groups: HashMap<Id, BTreeSet<Id>>,
+    pub api_keys: HashMap<Id, Arc<ApiKey>>,
+    /// Hex SHA-256 of a secret → key id.
+    pub key_by_hash: HashMap<String, Id>,
+    pub user_keys: HashMap<Id, BTreeSet<Id>>,
+    /// Predefined and custom roles by id.
+    pub roles: HashMap<Id, Arc<CompiledRole>>,
+    pub bindings: HashMap<Id, Arc<CompiledBinding>>,
+    /// Each subject's bindings: the list a check walks.
+    pub bindings_by_subject: HashMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
+    /// `organization/type/id` → registered resource.
+    pub resources: HashMap<String, Arc<Resource>>,
+    /// The implicit `base` role.
+    pub base_role: Option<Arc<CompiledRole>>,
+}
+
+fn insert_set(map: &mut HashMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
+    map.entry(key.to_owned()).or_default().insert(value.to_owned());
+}
+
+fn remove_set(map: &mut HashMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(value);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl Index {
+    /// An empty index at revision 0 holding the catalog's predefined roles.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        let mut roles = HashMap::new();
+        let mut base_role = None;
+        for role in catalog.predefined_roles() {
+            let compiled = Arc::new(CompiledRole::new(role.clone()));
+            if role.name == BASE_ROLE {
+                base_role = Some(compiled.clone());
+            }
+            roles.insert(role.id.clone(), compiled);
+        }
+        Self {
+            revision: 0,
+            catalog,
+            organizations: HashMap::new(),
+            users: HashMap::new(),
+            user_by_email: HashMap::new(),
+            user_by_external_id: HashMap::new(),
+            memberships: HashMap::new(),
+            user_organizations: HashMap::new(),
+            organization_users: HashMap::new(),
+            spaces: HashMap::new(),
+            space_members: HashMap::new(),
+            space_memberships: HashMap::new(),
+            user_spaces: HashMap::new(),
+            projects: HashMap::new(),
+            groups: HashMap::new(),
+            group_members: HashMap::new(),
+            group_memberships: HashMap::new(),
+            user_groups: HashMap::new(),
+            api_keys: HashMap::new(),
+            key_by_hash: HashMap::new(),
+            user_keys: HashMap::new(),
+            roles,
+            bindings: HashMap::new(),
+            bindings_by_subject: HashMap::new(),
+            resources: HashMap::new(),
+            base_role,
+        }
+    }
+
+    /// Builds an index from every object of a store at `revision`.
+    pub fn load(
+        catalog: Arc<Catalog>,
+        revision: Revision,
+        objects: impl IntoIterator<Item = Object>,
+    ) -> Self {
+        let mut index = Self::new(catalog);
+        for object in objects {
+            index.put(object);
+        }
+        index.revision = revision;
+        index
+    }
+
+    /// Applies the ops of one committed revision.
+    pub fn apply(&mut self, revision: Revision, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::Put { object } => self.put(object.clone()),
+                Op::Delete { key } => self.remove(key),
+            }
+        }
+        self.revision = revision;
+    }
+
+    /// A user by id, email (any case) or external id, in that order.
+    pub fn find_user(&self, reference: &str) -> Option<&Arc<User>> {
+        self.users
+            .get(reference)
+            .or_else(|| {
+                self.user_by_email
+                    .get(&reference.to_lowercase())
+                    .and_then(|id| self.users.get(id))
+            })
+            .or_else(|| {
+                self.user_by_external_id
+                    .get(reference)
+                    .and_then(|id| self.users.get(id))
+            })
+    }
+
+    /// True when the user is a member (active or pending) of the organization.
+    pub fn is_member(&self, organization_id: &str, user_id: &str) -> bool {
+        self.memberships
+            .contains_key(&pair_key(organization_id, user_id))
+    }
+
+    /// A registered resource.
+    pub fn resource(&self, organization_id: &str, resource_type: &str, id: &str) -> Option<&Arc<Resource>> {
+        self.resources
+            .get(&resource_key(organization_id, resource_type, id))
+    }
+
+    /// A role visible in an organization: predefined, or custom of that organization.
+    pub fn role_in(&self, organization_id: Option<&str>, role_id: &str) -> Option<&Arc<CompiledRole>> {
+        self.roles.get(role_id).filter(|r| {
+            r.role.is_predefined || r.role.organization_id.as_deref() == organization_id
+        })
+    }
+
+    /// True when `role_id` names a predefined role.
+    pub fn is_predefined_role_id(role_id: &str) -> bool {
+        role_id.starts_with(PREDEFINED_ROLE_PREFIX)
+    }
+
+    fn put(&mut self, object: Object) {
+        self.remove(&object.key());
+        match object {
+            Object::Organization(o) => {
+                self.organizations.insert(o.id.clone(), Arc::new(o));
+            }
+            Object::User(u) => {
+                self.user_by_email.insert(u.email.to_lowercase(), u.id.clone());
+                for e in &u.external_ids {
+                    self.user_by_external_id.insert(e.clone(), u.id.clone());
+                }
+                self.users.insert(u.id.clone(), Arc::new(u));
+            }
+            Object::Membership(m) => {
+                insert_set(&mut self.user_organizations, &m.user_id, &m.organization_id);
+                insert_set(&mut self.organization_users, &m.organization_id, &m.user_id);
+                self.memberships
+                    .insert(pair_key(&m.organization_id, &m.user_id), Arc::new(m));
+            }
+            Object::Space(s) => {
+                self.spaces.insert(s.id.clone(), Arc::new(s));
+            }
+            Object::SpaceMember(m) => {
+                insert_set(&mut self.space_members, &m.space_id, &m.user_id);
+                insert_set(&mut self.user_spaces, &m.user_id, &m.space_id);
+                self.space_memberships
+                    .insert(pair_key(&m.space_id, &m.user_id), Arc::new(m));
+            }
+            Object::Project(p) => {
+                self.projects.insert(p.id.clone(), Arc::new(p));
+            }
+            Object::Group(g) => {
+                self.groups.insert(g.id.clone(), Arc::new(g));
+            }
+            Object::GroupMember(m) => {
+                insert_set(&mut self.group_members, &m.group_id, &m.user_id);
+                insert_set(&mut self.user_groups, &m.user_id, &m.group_id);
+                self.group_memberships
+                    .insert(pair_key(&m.group_id, &m.user_id), Arc::new(m));
+            }
+            Object::ApiKey(k) => {
+                self.key_by_hash.insert(k.secret_hash.clone(), k.id.clone());
+                insert_set(&mut self.user_keys, &k.user_id, &k.id);
+                self.api_keys.insert(k.id.clone(), Arc::new(k));
+            }
+            Object::Role(r) => {
+                self.roles.insert(r.id.clone(), Arc::new(CompiledRole::new(r)));
+            }
+            Object::RoleBinding(b) => {
+                let condition = compile(&b.condition);
+                let compiled = Arc::new(CompiledBinding {
+                    binding: b,
+                    condition,
+                });
+                self.bindings_by_subject
+                    .entry(compiled.binding.subject.clone())
+                    .or_default()
+                    .push(compiled.clone());
+                self.bindings.insert(compiled.binding.id.clone(), compiled);
+            }
+            Object::Resource(r) => {
+                self.resources.insert(
+                    resource_key(&r.organization_id, &r.resource_type, &r.id),
+                    Arc::new(r),
+                );
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &ObjectKey) {
+        let id = key.id.as_str();
+        match key.kind {
+            ObjectKind::Organization => {
+                self.organizations.remove(id);
+            }
+            ObjectKind::User => {
+                if let Some(u) = self.users.remove(id) {
+                    self.user_by_email.remove(&u.email.to_lowercase());
+                    for e in &u.external_ids {
+                        self.user_by_external_id.remove(e);
+                    }
+                }
+            }
+            ObjectKind::Membership => {
+                if let Some(m) = self.memberships.remove(id) {
+                    remove_set(&mut self.user_organizations, &m.user_id, &m.organization_id);
+                    remove_set(&mut self.organization_users, &m.organization_id, &m.user_id);
+                }
+            }
+            ObjectKind::Space => {
+                self.spaces.remove(id);
+            }
+            ObjectKind::SpaceMember => {
+                if let Some(m) = self.space_memberships.remove(id) {
+                    remove_set(&mut self.space_members, &m.space_id, &m.user_id);
+                    remove_set(&mut self.user_spaces, &m.user_id, &m.space_id);
+                }
+            }
+            ObjectKind::Project => {
+                self.projects.remove(id);
+            }
+            ObjectKind::Group => {
+                self.groups.remove(id);
+            }
+            ObjectKind::GroupMember => {
+                if let Some(m) = self.group_memberships.remove(id) {
+                    remove_set(&mut self.group_members, &m.group_id, &m.user_id);
+                    remove_set(&mut self.user_groups, &m.user_id, &m.group_id);
+                }
+            }
+            ObjectKind::ApiKey => {
+                if let Some(k) = self.api_keys.remove(id) {
+                    self.key_by_hash.remove(&k.secret_hash);
+                    remove_set(&mut self.user_keys, &k.user_id, &k.id);
+                }
+            }
+            ObjectKind::Role => {
+                if !Self::is_predefined_role_id(id) {
+                    self.roles.remove(id);
+                }
+            }
+            ObjectKind::RoleBinding => {
+                if let Some(b) = self.bindings.remove(id) {
+                    if let Some(list) = self.bindings_by_subject.get_mut(&b.binding.subject) {
+                        list.retain(|x| x.binding.id != id);
+                        if list.is_empty() {
+                            self.bindings_by_subject.remove(&b.binding.subject);
+                        }
+                    }
+                }
+            }
+            ObjectKind::Resource => {
+                self.resources.remove(id);
+            }
+        }
+    }
+
+    /// Every object of the index, for export. Predefined roles are not objects.
+    pub fn objects(&self) -> Vec<Object> {
+        let mut out: Vec<Object> = Vec::new();
+        out.extend(self.organizations.values().map(|o| Object::Organization((**o).clone())));
+        out.extend(self.users.values().map(|o| Object::User((**o).clone())));
+        out.extend(self.memberships.values().map(|o| Object::Membership((**o).clone())));
+        out.extend(self.spaces.values().map(|o| Object::Space((**o).clone())));
+        out.extend(self.projects.values().map(|o| Object::Project((**o).clone())));
+        out.extend(self.groups.values().map(|o| Object::Group((**o).clone())));
+        out.extend(self.api_keys.values().map(|o| Object::ApiKey((**o).clone())));
+        out.extend(
+            self.roles
+                .values()
+                .filter(|r| !r.role.is_predefined)
+                .map(|r| Object::Role(r.role.clone())),
+        );
+        out.extend(self.bindings.values().map(|b| Object::RoleBinding(b.binding.clone())));
+        out.extend(self.resources.values().map(|o| Object::Resource((**o).clone())));
+        out.extend(self.space_memberships.values().map(|o| Object::SpaceMember((**o).clone())));
+        out.extend(self.group_memberships.values().map(|o| Object::GroupMember((**o).clone())));
+        out.sort_by_key(|o| o.key());
+        out
+    }
+}

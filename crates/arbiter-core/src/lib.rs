@@ -1,0 +1,19 @@
+//! `arbiter-core`: Arbiter's model and decision engine. No I/O, no async: usable on its own as an
+//! embedded engine, and what the benchmarks measure in process.
+//!
+//! - [`permission`], [`irn`], [`catalog`], [`model`] and [`condition`] define what can be said;
+//! - [`index`] holds an immutable snapshot of every object at one revision;
+//! - [`engine`] answers checks from a snapshot;
+//! - [`bundle`] is the declarative format of `arbiter import`/`export` and the conformance suite.
+
+pub mod bundle;
+pub mod catalog;
+pub mod condition;
+pub mod engine;
+pub mod error;
+pub mod index;
+pub mod irn;
+pub mod model;
+pub mod permission;
+
+pub use error::CoreError;
