@@ -274,7 +274,12 @@ impl Bundle {
 
     /// Turns the bundle into the objects to put, validating every reference and permission.
     /// References may point into the bundle or at objects that `existing` knows.
-    pub fn to_objects(&self, catalog: &Catalog, existing: &dyn Existing, now: DateTime<Utc>) -> Result<Vec<Object>, CoreError> {
+    pub fn to_objects(
+        &self,
+        catalog: &Catalog,
+        existing: &dyn Existing,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Object>, CoreError> {
         let mut out = Vec::new();
         let mut orgs = HashSet::new();
         let mut users = HashSet::new();
@@ -283,7 +288,8 @@ impl Bundle {
         let mut groups: BTreeMap<&str, &str> = BTreeMap::new();
         let mut keys: BTreeMap<&str, Option<&str>> = BTreeMap::new();
         let mut roles: BTreeMap<&str, &str> = BTreeMap::new();
-        let has_org = |orgs: &HashSet<&str>, id: &str| orgs.contains(id) || existing.has_organization(id);
+        let has_org =
+            |orgs: &HashSet<&str>, id: &str| orgs.contains(id) || existing.has_organization(id);
 
         for o in &self.organizations {
             orgs.insert(o.id.as_str());
@@ -307,7 +313,10 @@ impl Bundle {
             }));
             for org in &u.organizations {
                 if !has_org(&orgs, org) {
-                    return Err(bad(format!("user `{}` is a member of unknown organization `{org}`", u.id)));
+                    return Err(bad(format!(
+                        "user `{}` is a member of unknown organization `{org}`",
+                        u.id
+                    )));
                 }
                 out.push(Object::Membership(Membership {
                     organization_id: org.clone(),
@@ -317,7 +326,8 @@ impl Bundle {
                 }));
             }
         }
-        let has_user = |users: &HashSet<&str>, id: &str| users.contains(id) || existing.has_user(id);
+        let has_user =
+            |users: &HashSet<&str>, id: &str| users.contains(id) || existing.has_user(id);
         for o in &self.organizations {
             for s in &o.spaces {
                 spaces.insert(&s.id, &o.id);
@@ -356,7 +366,10 @@ impl Bundle {
         }
         for g in &self.groups {
             if !has_org(&orgs, &g.organization) {
-                return Err(bad(format!("group `{}` names unknown organization `{}`", g.id, g.organization)));
+                return Err(bad(format!(
+                    "group `{}` names unknown organization `{}`",
+                    g.id, g.organization
+                )));
             }
             groups.insert(&g.id, &g.organization);
             out.push(Object::Group(Group {
@@ -382,15 +395,26 @@ impl Bundle {
         }
         for r in &self.roles {
             if !has_org(&orgs, &r.organization) {
-                return Err(bad(format!("role `{}` names unknown organization `{}`", r.id, r.organization)));
+                return Err(bad(format!(
+                    "role `{}` names unknown organization `{}`",
+                    r.id, r.organization
+                )));
             }
-            if r.id.starts_with(PREDEFINED_ROLE_PREFIX) || catalog.predefined_role_by_name(r.name.as_deref().unwrap_or(&r.id)).is_some() {
-                return Err(bad(format!("role `{}` takes the id or name of a predefined role", r.id)));
+            if r.id.starts_with(PREDEFINED_ROLE_PREFIX)
+                || catalog
+                    .predefined_role_by_name(r.name.as_deref().unwrap_or(&r.id))
+                    .is_some()
+            {
+                return Err(bad(format!(
+                    "role `{}` takes the id or name of a predefined role",
+                    r.id
+                )));
             }
             if r.permissions.is_empty() {
                 return Err(bad(format!("role `{}` has no permission", r.id)));
             }
-            let entries: Vec<RoleEntry> = r.permissions.iter().cloned().map(RoleEntry::from).collect();
+            let entries: Vec<RoleEntry> =
+                r.permissions.iter().cloned().map(RoleEntry::from).collect();
             for e in &entries {
                 catalog.validate(&e.permission)?;
                 if let Some(c) = &e.condition {
@@ -412,7 +436,10 @@ impl Bundle {
         }
         for k in &self.api_keys {
             if !has_user(&users, &k.user) {
-                return Err(bad(format!("key `{}` names unknown user `{}`", k.id, k.user)));
+                return Err(bad(format!(
+                    "key `{}` names unknown user `{}`",
+                    k.id, k.user
+                )));
             }
             let organization = match (&k.project, &k.organization) {
                 (Some(p), _) => Some(
@@ -420,7 +447,9 @@ impl Bundle {
                         .get(p.as_str())
                         .map(|o| (*o).to_owned())
                         .or_else(|| existing.project_organization(p))
-                        .ok_or_else(|| bad(format!("key `{}` names unknown project `{p}`", k.id)))?,
+                        .ok_or_else(|| {
+                            bad(format!("key `{}` names unknown project `{p}`", k.id))
+                        })?,
                 ),
                 (None, org) => org.clone(),
             };
@@ -430,7 +459,12 @@ impl Bundle {
             let secret_hash = match (&k.secret, &k.secret_hash) {
                 (Some(secret), _) => hash_secret(secret),
                 (None, Some(hash)) => hash.clone(),
-                (None, None) => return Err(bad(format!("key `{}` has neither `secret` nor `secret_hash`", k.id))),
+                (None, None) => {
+                    return Err(bad(format!(
+                        "key `{}` has neither `secret` nor `secret_hash`",
+                        k.id
+                    )))
+                }
             };
             keys.insert(&k.id, None);
             out.push(Object::ApiKey(ApiKey {
@@ -440,7 +474,11 @@ impl Bundle {
                 user_id: k.user.clone(),
                 project_id: k.project.clone(),
                 organization_id: organization,
-                display_prefix: k.secret.as_deref().map(|s| s.chars().take(8).collect()).unwrap_or_else(|| "imported".to_owned()),
+                display_prefix: k
+                    .secret
+                    .as_deref()
+                    .map(|s| s.chars().take(8).collect())
+                    .unwrap_or_else(|| "imported".to_owned()),
                 secret_hash,
                 expires_at: k.expires_at,
                 revoked_at: k.revoked_at,
@@ -450,12 +488,21 @@ impl Bundle {
         }
         for r in &self.resources {
             if !has_org(&orgs, &r.organization) {
-                return Err(bad(format!("resource `{}` names unknown organization `{}`", r.id, r.organization)));
+                return Err(bad(format!(
+                    "resource `{}` names unknown organization `{}`",
+                    r.id, r.organization
+                )));
             }
             if let Some(p) = &r.project {
-                let org = projects.get(p.as_str()).map(|o| (*o).to_owned()).or_else(|| existing.project_organization(p));
+                let org = projects
+                    .get(p.as_str())
+                    .map(|o| (*o).to_owned())
+                    .or_else(|| existing.project_organization(p));
                 if org.as_deref() != Some(r.organization.as_str()) {
-                    return Err(bad(format!("resource `{}` names project `{p}` outside its organization", r.id)));
+                    return Err(bad(format!(
+                        "resource `{}` names project `{p}` outside its organization",
+                        r.id
+                    )));
                 }
             }
             out.push(Object::Resource(Resource {
@@ -470,7 +517,10 @@ impl Bundle {
             }));
         }
         for b in &self.bindings {
-            out.push(Object::RoleBinding(self.binding(b, catalog, existing, &orgs, &users, &spaces, &projects, &groups, &keys, &roles, now)?));
+            out.push(Object::RoleBinding(self.binding(
+                b, catalog, existing, &orgs, &users, &spaces, &projects, &groups, &keys, &roles,
+                now,
+            )?));
         }
         Ok(out)
     }
@@ -520,9 +570,18 @@ impl Bundle {
                 }
                 SubjectRef::ApiKey(k.clone())
             }
-            _ => return Err(bad(format!("binding of role `{}` needs exactly one of user, group, api_key", b.role))),
+            _ => {
+                return Err(bad(format!(
+                    "binding of role `{}` needs exactly one of user, group, api_key",
+                    b.role
+                )))
+            }
         };
-        let id_of = |what: &str| b.resource_id.clone().ok_or_else(|| bad(format!("a {what} binding needs resource_id")));
+        let id_of = |what: &str| {
+            b.resource_id
+                .clone()
+                .ok_or_else(|| bad(format!("a {what} binding needs resource_id")))
+        };
         let (node, organization) = match b.resource_type {
             T::Platform => (Node::Platform, None),
             T::Organization => {
@@ -534,23 +593,42 @@ impl Bundle {
             }
             T::Space => {
                 let id = id_of("SPACE")?;
-                let org = spaces.get(id.as_str()).map(|o| (*o).to_owned()).or_else(|| existing.space_organization(&id));
+                let org = spaces
+                    .get(id.as_str())
+                    .map(|o| (*o).to_owned())
+                    .or_else(|| existing.space_organization(&id));
                 let org = org.ok_or_else(|| bad(format!("binding names unknown space `{id}`")))?;
                 (Node::Space(id), Some(org))
             }
             T::Project => {
                 let id = id_of("PROJECT")?;
-                let org = projects.get(id.as_str()).map(|o| (*o).to_owned()).or_else(|| existing.project_organization(&id));
-                let org = org.ok_or_else(|| bad(format!("binding names unknown project `{id}`")))?;
+                let org = projects
+                    .get(id.as_str())
+                    .map(|o| (*o).to_owned())
+                    .or_else(|| existing.project_organization(&id));
+                let org =
+                    org.ok_or_else(|| bad(format!("binding names unknown project `{id}`")))?;
                 (Node::Project(id), Some(org))
             }
             T::Resource => {
                 let id = id_of("RESOURCE")?;
-                let (resource_type, resource_id) = id
-                    .split_once(':')
-                    .ok_or_else(|| bad(format!("a RESOURCE binding's resource_id is `type:id`, not `{id}`")))?;
-                let org = b.organization.clone().ok_or_else(|| bad("a RESOURCE binding needs organization".to_owned()))?;
-                (Node::Resource(org.clone(), resource_type.to_owned(), resource_id.to_owned()), Some(org))
+                let (resource_type, resource_id) = id.split_once(':').ok_or_else(|| {
+                    bad(format!(
+                        "a RESOURCE binding's resource_id is `type:id`, not `{id}`"
+                    ))
+                })?;
+                let org = b
+                    .organization
+                    .clone()
+                    .ok_or_else(|| bad("a RESOURCE binding needs organization".to_owned()))?;
+                (
+                    Node::Resource(
+                        org.clone(),
+                        resource_type.to_owned(),
+                        resource_id.to_owned(),
+                    ),
+                    Some(org),
+                )
             }
         };
         if let Some(c) = &b.condition {
@@ -634,20 +712,31 @@ impl Bundle {
         for o in objects {
             match o {
                 Object::Membership(m) => {
-                    if let Some(u) = user_index.get(&m.user_id).and_then(|&i| bundle.users.get_mut(i)) {
+                    if let Some(u) = user_index
+                        .get(&m.user_id)
+                        .and_then(|&i| bundle.users.get_mut(i))
+                    {
                         u.organizations.push(m.organization_id.clone());
                     }
                 }
                 Object::SpaceMember(m) => {
                     if let Some(&(oi, si)) = space_index.get(&m.space_id) {
-                        if let Some(s) = bundle.organizations.get_mut(oi).and_then(|o| o.spaces.get_mut(si)) {
+                        if let Some(s) = bundle
+                            .organizations
+                            .get_mut(oi)
+                            .and_then(|o| o.spaces.get_mut(si))
+                        {
                             s.members.push(m.user_id.clone());
                         }
                     }
                 }
                 Object::Project(p) => {
                     if let Some(&(oi, si)) = space_index.get(&p.space_id) {
-                        if let Some(s) = bundle.organizations.get_mut(oi).and_then(|o| o.spaces.get_mut(si)) {
+                        if let Some(s) = bundle
+                            .organizations
+                            .get_mut(oi)
+                            .and_then(|o| o.spaces.get_mut(si))
+                        {
                             s.projects.push(BundleProject {
                                 id: p.id.clone(),
                                 name: Some(p.name.clone()),
@@ -657,7 +746,10 @@ impl Bundle {
                     }
                 }
                 Object::GroupMember(m) => {
-                    if let Some(g) = group_index.get(&m.group_id).and_then(|&i| bundle.groups.get_mut(i)) {
+                    if let Some(g) = group_index
+                        .get(&m.group_id)
+                        .and_then(|&i| bundle.groups.get_mut(i))
+                    {
                         g.members.push(m.user_id.clone());
                     }
                 }
@@ -675,7 +767,11 @@ impl Bundle {
                     kind: k.kind,
                     user: k.user_id.clone(),
                     project: k.project_id.clone(),
-                    organization: if k.project_id.is_some() { None } else { k.organization_id.clone() },
+                    organization: if k.project_id.is_some() {
+                        None
+                    } else {
+                        k.organization_id.clone()
+                    },
                     secret: None,
                     secret_hash: Some(k.secret_hash.clone()),
                     expires_at: k.expires_at,

@@ -104,8 +104,8 @@ impl Catalog {
 
     /// Parses and validates a catalog file: every role entry must name a known permission.
     pub fn from_yaml(text: &str) -> Result<Self, CoreError> {
-        let file: CatalogFile = serde_yaml::from_str(text)
-            .map_err(|e| CoreError::InvalidCatalog(e.to_string()))?;
+        let file: CatalogFile =
+            serde_yaml::from_str(text).map_err(|e| CoreError::InvalidCatalog(e.to_string()))?;
         let mut types = BTreeMap::new();
         for service in file.services {
             for t in service.types {
@@ -117,7 +117,10 @@ impl Catalog {
                     organization_id: None,
                 };
                 if types.insert(t.name.clone(), resource_type).is_some() {
-                    return Err(CoreError::InvalidCatalog(format!("type `{}` is listed twice", t.name)));
+                    return Err(CoreError::InvalidCatalog(format!(
+                        "type `{}` is listed twice",
+                        t.name
+                    )));
                 }
             }
             let _ = service.description;
@@ -128,7 +131,8 @@ impl Catalog {
             roles: Vec::new(),
         };
         for role in file.roles {
-            let entries: Vec<RoleEntry> = role.permissions.into_iter().map(RoleEntry::from).collect();
+            let entries: Vec<RoleEntry> =
+                role.permissions.into_iter().map(RoleEntry::from).collect();
             for entry in &entries {
                 catalog.validate(&entry.permission)?;
             }
@@ -146,7 +150,9 @@ impl Catalog {
         }
         for required in [BASE_ROLE, PROJECT_KEY_ROLE, PLATFORM_ADMIN_ROLE] {
             if catalog.predefined_role_by_name(required).is_none() {
-                return Err(CoreError::InvalidCatalog(format!("role `{required}` is missing")));
+                return Err(CoreError::InvalidCatalog(format!(
+                    "role `{required}` is missing"
+                )));
             }
         }
         Ok(catalog)
@@ -184,7 +190,11 @@ impl Catalog {
         match permission.resource_type() {
             WILDCARD => {
                 if action == WILDCARD
-                    || self.types.values().chain(extra.values()).any(|t| t.actions.contains(action))
+                    || self
+                        .types
+                        .values()
+                        .chain(extra.values())
+                        .any(|t| t.actions.contains(action))
                 {
                     Ok(())
                 } else {
@@ -236,11 +246,21 @@ mod tests {
     fn builtin_catalog_loads_and_validates() {
         let catalog = Catalog::builtin().unwrap();
         assert!(catalog.resource_type("model").is_some());
-        assert!(catalog.validate(&Permission::parse("model:read").unwrap()).is_ok());
-        assert!(catalog.validate(&Permission::parse("model:*").unwrap()).is_ok());
-        assert!(catalog.validate(&Permission::parse("*:read").unwrap()).is_ok());
-        assert!(catalog.validate(&Permission::parse("model:fly").unwrap()).is_err());
-        assert!(catalog.validate(&Permission::parse("spaceship:read").unwrap()).is_err());
+        assert!(catalog
+            .validate(&Permission::parse("model:read").unwrap())
+            .is_ok());
+        assert!(catalog
+            .validate(&Permission::parse("model:*").unwrap())
+            .is_ok());
+        assert!(catalog
+            .validate(&Permission::parse("*:read").unwrap())
+            .is_ok());
+        assert!(catalog
+            .validate(&Permission::parse("model:fly").unwrap())
+            .is_err());
+        assert!(catalog
+            .validate(&Permission::parse("spaceship:read").unwrap())
+            .is_err());
         assert_eq!(catalog.predefined_roles().len(), 8);
     }
 
@@ -248,28 +268,82 @@ mod tests {
     fn every_type_of_the_seeds_is_in_the_catalog() {
         let catalog = Catalog::builtin().unwrap();
         let wanted = [
-            "organization_global:read", "organization_global:write", "organization:read",
-            "organization:delete", "user:read", "user:write", "user:delete", "invite_user:write",
-            "custom_roles:read", "custom_roles:write", "custom_roles:delete",
-            "organization_metrics:read", "model:read", "model:write", "model:delete", "tag:read",
-            "tag:write", "tag:delete", "raw_data:read", "raw_data:write", "ground_truth:write",
-            "reference_data:read", "reference_data:write", "query:execute", "metric_query:read",
-            "metric_query:write", "metric_query:delete", "enrichment_config:read",
-            "enrichment_config:write", "pinned_columns:read", "pinned_columns:write",
-            "pinned_columns:delete", "alert_rule:read", "alert_rule:write", "alert_rule:delete",
-            "alert:read", "alert:resolve", "alert:notify", "alert_notification_config:read",
-            "alert_notification_config:write", "alert_notification_config:delete", "insight:read",
-            "insight:write", "insight:resolve", "alert_summary_config:read",
-            "alert_summary_config:write", "alert_summary_config:delete",
-            "alert_summary_subscriber:read", "alert_summary_subscriber:write",
-            "alert_summary_subscriber:delete", "alert_summary:notify", "agent:read", "agent:create",
-            "agent:edit", "agent:delete", "agent:share", "tool:share", "team:share",
-            "conversation:share", "knowledgebase:share", "project:read", "dataset:read",
-            "dataset:create", "space:read", "group:write", "api_key:write", "role_binding:write",
-            "permission:write", "resource:write", "check:execute", "audit:read",
+            "organization_global:read",
+            "organization_global:write",
+            "organization:read",
+            "organization:delete",
+            "user:read",
+            "user:write",
+            "user:delete",
+            "invite_user:write",
+            "custom_roles:read",
+            "custom_roles:write",
+            "custom_roles:delete",
+            "organization_metrics:read",
+            "model:read",
+            "model:write",
+            "model:delete",
+            "tag:read",
+            "tag:write",
+            "tag:delete",
+            "raw_data:read",
+            "raw_data:write",
+            "ground_truth:write",
+            "reference_data:read",
+            "reference_data:write",
+            "query:execute",
+            "metric_query:read",
+            "metric_query:write",
+            "metric_query:delete",
+            "enrichment_config:read",
+            "enrichment_config:write",
+            "pinned_columns:read",
+            "pinned_columns:write",
+            "pinned_columns:delete",
+            "alert_rule:read",
+            "alert_rule:write",
+            "alert_rule:delete",
+            "alert:read",
+            "alert:resolve",
+            "alert:notify",
+            "alert_notification_config:read",
+            "alert_notification_config:write",
+            "alert_notification_config:delete",
+            "insight:read",
+            "insight:write",
+            "insight:resolve",
+            "alert_summary_config:read",
+            "alert_summary_config:write",
+            "alert_summary_config:delete",
+            "alert_summary_subscriber:read",
+            "alert_summary_subscriber:write",
+            "alert_summary_subscriber:delete",
+            "alert_summary:notify",
+            "agent:read",
+            "agent:create",
+            "agent:edit",
+            "agent:delete",
+            "agent:share",
+            "tool:share",
+            "team:share",
+            "conversation:share",
+            "knowledgebase:share",
+            "project:read",
+            "dataset:read",
+            "dataset:create",
+            "space:read",
+            "group:write",
+            "api_key:write",
+            "role_binding:write",
+            "permission:write",
+            "resource:write",
+            "check:execute",
+            "audit:read",
         ];
         for p in wanted {
-            catalog.validate(&Permission::parse(p).unwrap()).unwrap_or_else(|e| panic!("{e}"));
+            catalog
+                .validate(&Permission::parse(p).unwrap())
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }

@@ -122,9 +122,18 @@ mod tests {
     #[test]
     fn evaluates_against_properties() {
         let r = json!({"type": "model", "id": "m1", "properties": {"status": "live"}});
-        assert_eq!(eval("resource.properties.status != 'archived'", r.clone()), Ok(true));
-        assert_eq!(eval("resource.properties.status == 'archived'", r.clone()), Ok(false));
-        assert_eq!(eval("subject.properties.email == 'a@x'", r.clone()), Ok(true));
+        assert_eq!(
+            eval("resource.properties.status != 'archived'", r.clone()),
+            Ok(true)
+        );
+        assert_eq!(
+            eval("resource.properties.status == 'archived'", r.clone()),
+            Ok(false)
+        );
+        assert_eq!(
+            eval("subject.properties.email == 'a@x'", r.clone()),
+            Ok(true)
+        );
         assert!(eval("resource.properties.missing == 1", r.clone()).is_err());
         assert!(eval("resource.id", r).is_err());
     }

@@ -124,16 +124,27 @@ pub struct Target {
 }
 
 /// Resolves a subject, or `None` when it is unknown or its key cannot be used at `now`.
-pub fn resolve_subject<'i>(index: &'i Index, query: &SubjectQuery, now: DateTime<Utc>) -> Option<Subject<'i>> {
+pub fn resolve_subject<'i>(
+    index: &'i Index,
+    query: &SubjectQuery,
+    now: DateTime<Utc>,
+) -> Option<Subject<'i>> {
     match query {
-        SubjectQuery::User(reference) => index.find_user(reference).map(|u| user_subject(index, u, now)),
+        SubjectQuery::User(reference) => index
+            .find_user(reference)
+            .map(|u| user_subject(index, u, now)),
         SubjectQuery::ApiKey(id) => {
             let key = index.api_keys.get(id).filter(|k| k.is_usable(now))?;
             match key.kind {
-                ApiKeyKind::User => index.users.get(&key.user_id).map(|u| user_subject(index, u, now)),
+                ApiKeyKind::User => index
+                    .users
+                    .get(&key.user_id)
+                    .map(|u| user_subject(index, u, now)),
                 ApiKeyKind::Project => {
                     let mut spaces = BTreeSet::new();
-                    if let Some(project) = key.project_id.as_ref().and_then(|p| index.projects.get(p)) {
+                    if let Some(project) =
+                        key.project_id.as_ref().and_then(|p| index.projects.get(p))
+                    {
                         spaces.insert(project.space_id.as_str());
                     }
                     Some(Subject {
@@ -184,7 +195,11 @@ fn user_subject<'i>(index: &'i Index, user: &'i Arc<User>, now: DateTime<Utc>) -
 /// projects are themselves resources; a registered resource brings its project, owner and
 /// properties; anything else sits directly in the organization. An object of another
 /// organization is not found there, so it resolves like an unregistered resource.
-pub fn resolve_target(index: &Index, organization_id: Option<&str>, query: &ResourceQuery) -> Target {
+pub fn resolve_target(
+    index: &Index,
+    organization_id: Option<&str>,
+    query: &ResourceQuery,
+) -> Target {
     let mut target = Target {
         resource_type: query.resource_type.clone(),
         id: query.id.clone(),
@@ -207,11 +222,21 @@ pub fn resolve_target(index: &Index, organization_id: Option<&str>, query: &Reso
             return target;
         }
         "organization" if query.id == org => {}
-        "space" if index.spaces.get(&query.id).is_some_and(|s| in_org(&s.organization_id)) => {
+        "space"
+            if index
+                .spaces
+                .get(&query.id)
+                .is_some_and(|s| in_org(&s.organization_id)) =>
+        {
             target.chain.push(Node::Space(query.id.clone()));
             target.space_id = Some(query.id.clone());
         }
-        "project" if index.projects.get(&query.id).is_some_and(|p| in_org(&p.organization_id)) => {
+        "project"
+            if index
+                .projects
+                .get(&query.id)
+                .is_some_and(|p| in_org(&p.organization_id)) =>
+        {
             project_id = Some(query.id.clone());
         }
         resource_type => {
@@ -226,7 +251,9 @@ pub fn resolve_target(index: &Index, organization_id: Option<&str>, query: &Reso
                 target.properties = registered.properties.clone();
             } else {
                 match resource_type {
-                    "user" if index.is_member(org, &query.id) => target.owner = Some(query.id.clone()),
+                    "user" if index.is_member(org, &query.id) => {
+                        target.owner = Some(query.id.clone())
+                    }
                     "api_key" => {
                         if let Some(key) = index.api_keys.get(&query.id) {
                             target.owner = Some(key.user_id.clone());
@@ -238,7 +265,11 @@ pub fn resolve_target(index: &Index, organization_id: Option<&str>, query: &Reso
             }
         }
     }
-    if let Some(project) = project_id.as_ref().and_then(|p| index.projects.get(p)).filter(|p| in_org(&p.organization_id)) {
+    if let Some(project) = project_id
+        .as_ref()
+        .and_then(|p| index.projects.get(p))
+        .filter(|p| in_org(&p.organization_id))
+    {
         target.chain.push(Node::Project(project.id.clone()));
         target.chain.push(Node::Space(project.space_id.clone()));
         target.space_id = Some(project.space_id.clone());
@@ -290,7 +321,11 @@ struct Evaluation<'r, 'i> {
 }
 
 impl Evaluation<'_, '_> {
-    fn entry(&mut self, entry: &CompiledEntry, binding_condition: Option<&Result<Arc<Condition>, String>>) -> EntryOutcome {
+    fn entry(
+        &mut self,
+        entry: &CompiledEntry,
+        binding_condition: Option<&Result<Arc<Condition>, String>>,
+    ) -> EntryOutcome {
         if !entry.permission.covers(self.request.permission) {
             return EntryOutcome::NotThisPermission;
         }
@@ -335,7 +370,10 @@ impl Evaluation<'_, '_> {
                 }
             }
         }
-        for condition in [binding_condition, entry.condition.as_ref()].into_iter().flatten() {
+        for condition in [binding_condition, entry.condition.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if let Err(why) = self.condition(condition) {
                 return EntryOutcome::Missed(why);
             }
@@ -396,7 +434,12 @@ impl Evaluation<'_, '_> {
     }
 }
 
-fn source(role: &CompiledRole, binding: Option<&CompiledBinding>, node: &Node, entry: &CompiledEntry) -> GrantSource {
+fn source(
+    role: &CompiledRole,
+    binding: Option<&CompiledBinding>,
+    node: &Node,
+    entry: &CompiledEntry,
+) -> GrantSource {
     GrantSource {
         role_id: role.role.id.clone(),
         role_name: role.role.name.clone(),
@@ -410,7 +453,12 @@ fn source(role: &CompiledRole, binding: Option<&CompiledBinding>, node: &Node, e
 }
 
 /// Decides for a resolved subject and target.
-pub fn decide(index: &Index, subject: &Subject<'_>, target: &Target, request: &CheckRequest<'_>) -> Decision {
+pub fn decide(
+    index: &Index,
+    subject: &Subject<'_>,
+    target: &Target,
+    request: &CheckRequest<'_>,
+) -> Decision {
     let mut eval = Evaluation {
         index,
         subject,
@@ -422,13 +470,22 @@ pub fn decide(index: &Index, subject: &Subject<'_>, target: &Target, request: &C
     let explain = request.explain;
 
     // The implicit base role, in the organization of the target, for its members.
-    if let (Some(user), Some(org), Some(base)) = (subject.user, target.organization_id.as_deref(), index.base_role.as_ref()) {
+    if let (Some(user), Some(org), Some(base)) = (
+        subject.user,
+        target.organization_id.as_deref(),
+        index.base_role.as_ref(),
+    ) {
         if index.is_member(org, &user.id) {
             let node = Node::Organization(org.to_owned());
             for entry in &base.entries {
                 match eval.entry(entry, None) {
-                    EntryOutcome::Granted => return allow(index, source(base, None, &node, entry), request),
-                    EntryOutcome::Missed(why) if explain => misses.push(Miss { source: source(base, None, &node, entry), why }),
+                    EntryOutcome::Granted => {
+                        return allow(index, source(base, None, &node, entry), request)
+                    }
+                    EntryOutcome::Missed(why) if explain => misses.push(Miss {
+                        source: source(base, None, &node, entry),
+                        why,
+                    }),
                     _ => {}
                 }
             }
@@ -446,7 +503,11 @@ pub fn decide(index: &Index, subject: &Subject<'_>, target: &Target, request: &C
             let on_chain = target.chain.contains(&binding.binding.node);
             if !on_chain || !binding.binding.is_active(request.now) {
                 if explain {
-                    for entry in role.entries.iter().filter(|e| e.permission.covers(request.permission)) {
+                    for entry in role
+                        .entries
+                        .iter()
+                        .filter(|e| e.permission.covers(request.permission))
+                    {
                         let why = if !on_chain {
                             format!(
                                 "bound on {}, which does not contain {} {}",
@@ -455,10 +516,17 @@ pub fn decide(index: &Index, subject: &Subject<'_>, target: &Target, request: &C
                         } else {
                             format!(
                                 "the binding expired at {}",
-                                binding.binding.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                                binding
+                                    .binding
+                                    .expires_at
+                                    .map(|t| t.to_rfc3339())
+                                    .unwrap_or_default()
                             )
                         };
-                        misses.push(Miss { source: source(role, Some(binding), &binding.binding.node, entry), why });
+                        misses.push(Miss {
+                            source: source(role, Some(binding), &binding.binding.node, entry),
+                            why,
+                        });
                     }
                 }
                 continue;
@@ -466,7 +534,11 @@ pub fn decide(index: &Index, subject: &Subject<'_>, target: &Target, request: &C
             for entry in &role.entries {
                 match eval.entry(entry, binding.condition.as_ref()) {
                     EntryOutcome::Granted => {
-                        return allow(index, source(role, Some(binding), &binding.binding.node, entry), request)
+                        return allow(
+                            index,
+                            source(role, Some(binding), &binding.binding.node, entry),
+                            request,
+                        )
                     }
                     EntryOutcome::Missed(why) if explain => misses.push(Miss {
                         source: source(role, Some(binding), &binding.binding.node, entry),
@@ -534,28 +606,47 @@ pub struct EffectiveGrant {
 
 /// Every active role entry reachable from a subject in an organization (platform bindings
 /// included), with where it is bound.
-pub fn effective_grants(index: &Index, subject: &Subject<'_>, organization_id: Option<&str>, now: DateTime<Utc>) -> Vec<EffectiveGrant> {
+pub fn effective_grants(
+    index: &Index,
+    subject: &Subject<'_>,
+    organization_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Vec<EffectiveGrant> {
     let mut out = Vec::new();
-    if let (Some(user), Some(org), Some(base)) = (subject.user, organization_id, index.base_role.as_ref()) {
+    if let (Some(user), Some(org), Some(base)) =
+        (subject.user, organization_id, index.base_role.as_ref())
+    {
         if index.is_member(org, &user.id) {
             let node = Node::Organization(org.to_owned());
             for entry in &base.entries {
                 out.push(EffectiveGrant {
                     source: source(base, None, &node, entry),
-                    condition: entry.condition.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.source().to_owned()),
+                    condition: entry
+                        .condition
+                        .as_ref()
+                        .and_then(|c| c.as_ref().ok())
+                        .map(|c| c.source().to_owned()),
                     expires_at: None,
                 });
             }
         }
     }
     for subject_ref in &subject.refs {
-        for binding in index.bindings_by_subject.get(subject_ref).into_iter().flatten() {
+        for binding in index
+            .bindings_by_subject
+            .get(subject_ref)
+            .into_iter()
+            .flatten()
+        {
             let b = &binding.binding;
-            let relevant = b.organization_id.is_none() || b.organization_id.as_deref() == organization_id;
+            let relevant =
+                b.organization_id.is_none() || b.organization_id.as_deref() == organization_id;
             if !relevant || !b.is_active(now) {
                 continue;
             }
-            let Some(role) = index.roles.get(&b.role_id) else { continue };
+            let Some(role) = index.roles.get(&b.role_id) else {
+                continue;
+            };
             for entry in &role.entries {
                 out.push(EffectiveGrant {
                     source: source(role, Some(binding), &b.node, entry),

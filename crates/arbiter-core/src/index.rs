@@ -110,7 +110,9 @@ pub struct Index {
 }
 
 fn insert_set(map: &mut HashMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
-    map.entry(key.to_owned()).or_default().insert(value.to_owned());
+    map.entry(key.to_owned())
+        .or_default()
+        .insert(value.to_owned());
 }
 
 fn remove_set(map: &mut HashMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
@@ -212,13 +214,22 @@ impl Index {
     }
 
     /// A registered resource.
-    pub fn resource(&self, organization_id: &str, resource_type: &str, id: &str) -> Option<&Arc<Resource>> {
+    pub fn resource(
+        &self,
+        organization_id: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Option<&Arc<Resource>> {
         self.resources
             .get(&resource_key(organization_id, resource_type, id))
     }
 
     /// A role visible in an organization: predefined, or custom of that organization.
-    pub fn role_in(&self, organization_id: Option<&str>, role_id: &str) -> Option<&Arc<CompiledRole>> {
+    pub fn role_in(
+        &self,
+        organization_id: Option<&str>,
+        role_id: &str,
+    ) -> Option<&Arc<CompiledRole>> {
         self.roles.get(role_id).filter(|r| {
             r.role.is_predefined || r.role.organization_id.as_deref() == organization_id
         })
@@ -236,7 +247,8 @@ impl Index {
                 self.organizations.insert(o.id.clone(), Arc::new(o));
             }
             Object::User(u) => {
-                self.user_by_email.insert(u.email.to_lowercase(), u.id.clone());
+                self.user_by_email
+                    .insert(u.email.to_lowercase(), u.id.clone());
                 for e in &u.external_ids {
                     self.user_by_external_id.insert(e.clone(), u.id.clone());
                 }
@@ -275,7 +287,8 @@ impl Index {
                 self.api_keys.insert(k.id.clone(), Arc::new(k));
             }
             Object::Role(r) => {
-                self.roles.insert(r.id.clone(), Arc::new(CompiledRole::new(r)));
+                self.roles
+                    .insert(r.id.clone(), Arc::new(CompiledRole::new(r)));
             }
             Object::RoleBinding(b) => {
                 let condition = compile(&b.condition);
@@ -369,23 +382,55 @@ impl Index {
     /// Every object of the index, for export. Predefined roles are not objects.
     pub fn objects(&self) -> Vec<Object> {
         let mut out: Vec<Object> = Vec::new();
-        out.extend(self.organizations.values().map(|o| Object::Organization((**o).clone())));
+        out.extend(
+            self.organizations
+                .values()
+                .map(|o| Object::Organization((**o).clone())),
+        );
         out.extend(self.users.values().map(|o| Object::User((**o).clone())));
-        out.extend(self.memberships.values().map(|o| Object::Membership((**o).clone())));
+        out.extend(
+            self.memberships
+                .values()
+                .map(|o| Object::Membership((**o).clone())),
+        );
         out.extend(self.spaces.values().map(|o| Object::Space((**o).clone())));
-        out.extend(self.projects.values().map(|o| Object::Project((**o).clone())));
+        out.extend(
+            self.projects
+                .values()
+                .map(|o| Object::Project((**o).clone())),
+        );
         out.extend(self.groups.values().map(|o| Object::Group((**o).clone())));
-        out.extend(self.api_keys.values().map(|o| Object::ApiKey((**o).clone())));
+        out.extend(
+            self.api_keys
+                .values()
+                .map(|o| Object::ApiKey((**o).clone())),
+        );
         out.extend(
             self.roles
                 .values()
                 .filter(|r| !r.role.is_predefined)
                 .map(|r| Object::Role(r.role.clone())),
         );
-        out.extend(self.bindings.values().map(|b| Object::RoleBinding(b.binding.clone())));
-        out.extend(self.resources.values().map(|o| Object::Resource((**o).clone())));
-        out.extend(self.space_memberships.values().map(|o| Object::SpaceMember((**o).clone())));
-        out.extend(self.group_memberships.values().map(|o| Object::GroupMember((**o).clone())));
+        out.extend(
+            self.bindings
+                .values()
+                .map(|b| Object::RoleBinding(b.binding.clone())),
+        );
+        out.extend(
+            self.resources
+                .values()
+                .map(|o| Object::Resource((**o).clone())),
+        );
+        out.extend(
+            self.space_memberships
+                .values()
+                .map(|o| Object::SpaceMember((**o).clone())),
+        );
+        out.extend(
+            self.group_memberships
+                .values()
+                .map(|o| Object::GroupMember((**o).clone())),
+        );
         out.sort_by_key(|o| o.key());
         out
     }

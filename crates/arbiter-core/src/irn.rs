@@ -64,13 +64,21 @@ fn split(text: &str) -> Result<(&str, &str, &str), CoreError> {
     };
     let mut parts = text.splitn(3, ':');
     let service = parts.next().unwrap_or_default();
-    let resource_type = parts.next().ok_or_else(|| bad("expected `service:type:id`"))?;
-    let id = parts.next().ok_or_else(|| bad("expected `service:type:id`"))?;
+    let resource_type = parts
+        .next()
+        .ok_or_else(|| bad("expected `service:type:id`"))?;
+    let id = parts
+        .next()
+        .ok_or_else(|| bad("expected `service:type:id`"))?;
     if !valid_name(service) {
-        return Err(bad("the service must be lowercase letters, digits, `_` or `-`"));
+        return Err(bad(
+            "the service must be lowercase letters, digits, `_` or `-`",
+        ));
     }
     if !valid_name(resource_type) {
-        return Err(bad("the type must be lowercase letters, digits, `_` or `-`"));
+        return Err(bad(
+            "the type must be lowercase letters, digits, `_` or `-`",
+        ));
     }
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(bad("the id must hold 1 to 512 characters"));
@@ -152,8 +160,12 @@ impl IrnPattern {
         };
         let mut parts = text.splitn(3, ':');
         let service = parts.next().unwrap_or_default();
-        let resource_type = parts.next().ok_or_else(|| bad("expected `service:type:id`"))?;
-        let id = parts.next().ok_or_else(|| bad("expected `service:type:id`"))?;
+        let resource_type = parts
+            .next()
+            .ok_or_else(|| bad("expected `service:type:id`"))?;
+        let id = parts
+            .next()
+            .ok_or_else(|| bad("expected `service:type:id`"))?;
         for part in [service, resource_type] {
             let stem = part.strip_suffix('*').unwrap_or(part);
             if !(stem.is_empty() && part == "*") && !valid_name(stem) {
@@ -271,7 +283,15 @@ mod tests {
 
     #[test]
     fn refuses_malformed() {
-        for bad in ["", "aisvc", "aisvc:agent", "aisvc:agent:", "AISVC:agent:1", ":agent:1", "a:b:c d"] {
+        for bad in [
+            "",
+            "aisvc",
+            "aisvc:agent",
+            "aisvc:agent:",
+            "AISVC:agent:1",
+            ":agent:1",
+            "a:b:c d",
+        ] {
             assert!(Irn::parse(bad).is_err(), "irn {bad}");
             assert!(IrnPattern::parse(bad).is_err(), "pattern {bad}");
         }

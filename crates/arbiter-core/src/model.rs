@@ -162,7 +162,9 @@ impl ApiKey {
 }
 
 /// How far a role entry reaches under its binding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Scope {
     /// Anything under the binding.
@@ -275,7 +277,11 @@ impl fmt::Display for BindingResourceType {
 
 /// A node of the resource hierarchy: what a binding is on, and what a resource lies under.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "resource_type", content = "resource_id", rename_all = "UPPERCASE")]
+#[serde(
+    tag = "resource_type",
+    content = "resource_id",
+    rename_all = "UPPERCASE"
+)]
 pub enum Node {
     Platform,
     Organization(Id),
@@ -481,7 +487,11 @@ impl Object {
         match self {
             Object::User(u) => {
                 let mut names = vec![format!("user-email/{}", u.email.to_lowercase())];
-                names.extend(u.external_ids.iter().map(|e| format!("user-external-id/{e}")));
+                names.extend(
+                    u.external_ids
+                        .iter()
+                        .map(|e| format!("user-external-id/{e}")),
+                );
                 names
             }
             Object::Role(r) => vec![format!(

@@ -130,7 +130,16 @@ mod tests {
 
     #[test]
     fn refuses_malformed() {
-        for bad in ["", "model", ":read", "model:", "Model:read", "a:b:c", "model:re ad", "**:read"] {
+        for bad in [
+            "",
+            "model",
+            ":read",
+            "model:",
+            "Model:read",
+            "a:b:c",
+            "model:re ad",
+            "**:read",
+        ] {
             assert!(Permission::parse(bad).is_err(), "{bad} should be refused");
         }
     }

@@ -1,0 +1,179 @@
+//! The one error type of the HTTP layer, and the one exhaustive mapping from it to a status and a
+//! stable code. A 5xx answer says little; the log says everything.
+
+use arbiter_core::CoreError;
+use arbiter_store::StoreError;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use thiserror::Error;
+
+/// Everything a request can fail with.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the body does not fit the request: {0}")]
+    InvalidBody(String),
+    #[error("the body must be sent with `Content-Type: application/json`")]
+    UnsupportedContentType,
+    #[error("the body nests deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("the body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("`{field}` {problem}")]
+    InvalidField { field: String, problem: String },
+    #[error("{0}")]
+    Core(#[from] CoreError),
+    #[error("a valid API key is required")]
+    Unauthenticated,
+    #[error("the caller may not `{permission}` on {resource}")]
+    Forbidden {
+        permission: String,
+        resource: String,
+    },
+    #[error("{what} `{id}` was not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("no route for this method and path")]
+    NoRoute,
+    #[error("this path does not accept the method")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("no organization is selected: send `X-Organization-Id`, or choose one with `PUT /v1/organizations/current`")]
+    OrganizationRequired,
+    #[error("the index has not reached revision {wanted} in time (it is at {current})")]
+    RevisionUnavailable { wanted: u64, current: u64 },
+    #[error("the caller is not a user")]
+    NotAUser,
+    #[error("store error")]
+    Store(#[source] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NameTaken { name } => {
+                let (kind, value) = name.split_once('/').unwrap_or(("name", name.as_str()));
+                let value = value.rsplit('/').next().unwrap_or(value);
+                ApiError::Conflict {
+                    code: "already_exists",
+                    message: format!("{} `{value}` is already taken", kind.replace('-', " ")),
+                }
+            }
+            other => ApiError::Store(other),
+        }
+    }
+}
+
+impl ApiError {
+    /// A field problem.
+    pub fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ApiError::InvalidField {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The status and stable code of every error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            ApiError::UnsupportedContentType => {
+                (StatusCode::BAD_REQUEST, "unsupported_content_type")
+            }
+            ApiError::TooDeep(_) => (StatusCode::BAD_REQUEST, "too_deep"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            ApiError::Core(e) => match e {
+                CoreError::MalformedPermission(_) => {
+                    (StatusCode::BAD_REQUEST, "malformed_permission")
+                }
+                CoreError::UnknownPermission(_) => (StatusCode::BAD_REQUEST, "unknown_permission"),
+                CoreError::MalformedIrn { .. } => (StatusCode::BAD_REQUEST, "malformed_irn"),
+                CoreError::InvalidCondition { .. } => {
+                    (StatusCode::BAD_REQUEST, "invalid_condition")
+                }
+                CoreError::UnknownScope(_) => (StatusCode::BAD_REQUEST, "unknown_scope"),
+                CoreError::InvalidCatalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                CoreError::InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_bundle"),
+            },
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::OrganizationRequired => (StatusCode::BAD_REQUEST, "organization_required"),
+            ApiError::RevisionUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "revision_unavailable")
+            }
+            ApiError::NotAUser => (StatusCode::BAD_REQUEST, "not_a_user"),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            ApiError::InvalidField { field, .. } => json!({"field": field}),
+            ApiError::Forbidden {
+                permission,
+                resource,
+            } => json!({"permission": permission, "resource": resource}),
+            ApiError::NotFound { what, id } => json!({"kind": what, "id": id}),
+            ApiError::PayloadTooLarge(limit) => json!({"limit_bytes": limit}),
+            ApiError::Core(CoreError::InvalidCondition { line, column, .. }) => {
+                json!({"line": line, "column": column})
+            }
+            ApiError::Core(CoreError::UnknownPermission(p) | CoreError::MalformedPermission(p)) => {
+                json!({"permission": p})
+            }
+            ApiError::RevisionUnavailable { wanted, current } => {
+                json!({"wanted": wanted.to_string(), "current": current.to_string()})
+            }
+            _ => json!({}),
+        }
+    }
+}
+
+/// Renders `{"error": {"code", "message", "details"}}`.
+pub fn error_body(status: StatusCode, code: &str, message: &str, details: Value) -> Response {
+    let body = json!({"error": {"code": code, "message": message, "details": details}});
+    let mut response = (status, axum::Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            let mut chain = format!("{self}");
+            let mut source = std::error::Error::source(&self);
+            while let Some(s) = source {
+                chain.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            tracing::error!(error = %chain, "request failed");
+            return error_body(
+                status,
+                code,
+                "the server could not complete the request",
+                json!({}),
+            );
+        }
+        let message = self.to_string();
+        error_body(status, code, &message, self.details())
+    }
+}

@@ -1,0 +1,366 @@
+//! Request extractors: the JSON body (with Arbiter's error answers), the authenticated caller and
+//! the organization context.
+
+use std::sync::Arc;
+
+use arbiter_core::bundle::hash_secret;
+use arbiter_core::engine::{
+    self, CheckRequest, Decision, ResourceQuery, SubjectQuery, PLATFORM_TYPE,
+};
+use arbiter_core::index::Index;
+use arbiter_core::model::{ApiKey, ApiKeyKind, Organization, User};
+use arbiter_core::permission::Permission;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use chrono::Utc;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::keys;
+use crate::state::AppState;
+
+/// The header that selects the organization of a call.
+pub const ORGANIZATION_HEADER: &str = "x-organization-id";
+
+/// A JSON body, refused with Arbiter's error answers: 400 for a wrong content type, malformed
+/// JSON, invalid UTF-8, nesting too deep, wrong types or missing fields; 413 past the limit.
+pub struct JsonBody<T>(pub T);
+
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Parses a JSON body that has been read.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MalformedJson("the body is empty".to_owned()));
+    }
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    if depth(&value) > max_depth {
+        return Err(ApiError::TooDeep(max_depth));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::InvalidBody(e.to_string()))
+}
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedContentType);
+        }
+        let limit = state.settings.max_body_bytes;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+        if bytes.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        parse_json(&bytes, state.settings.max_json_depth).map(JsonBody)
+    }
+}
+
+/// The authenticated caller, with the index snapshot the request works on.
+#[derive(Clone)]
+pub struct Caller {
+    pub index: Arc<Index>,
+    pub key: Arc<ApiKey>,
+    /// The user a user key acts as; `None` for a project key.
+    pub user: Option<Arc<User>>,
+    pub request_id: Option<String>,
+}
+
+/// Finds the key a bearer secret belongs to, or `None` for every reason a key can be refused
+/// (so that every refusal answers the same 401).
+pub fn authenticate(index: &Index, secret: &str) -> Option<Arc<ApiKey>> {
+    if !keys::plausible(secret) {
+        return None;
+    }
+    let hash = hash_secret(secret);
+    let key = index
+        .key_by_hash
+        .get(&hash)
+        .and_then(|id| index.api_keys.get(id))?;
+    if !bool::from(key.secret_hash.as_bytes().ct_eq(hash.as_bytes())) {
+        return None;
+    }
+    if !key.is_usable(Utc::now()) || !index.users.contains_key(&key.user_id) {
+        return None;
+    }
+    Some(key.clone())
+}
+
+/// The bearer secret of a request, if it sent one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, secret) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim())
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let index = state.index();
+        let secret = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+        let key = authenticate(&index, secret).ok_or(ApiError::Unauthenticated)?;
+        state.key_used(&key.id);
+        let user = match key.kind {
+            ApiKeyKind::User => index.users.get(&key.user_id).cloned(),
+            ApiKeyKind::Project => None,
+        };
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Caller {
+            index,
+            key,
+            user,
+            request_id,
+        })
+    }
+}
+
+impl Caller {
+    /// The caller as the subject of a check.
+    pub fn subject(&self) -> SubjectQuery {
+        match &self.user {
+            Some(user) => SubjectQuery::User(user.id.clone()),
+            None => SubjectQuery::ApiKey(self.key.id.clone()),
+        }
+    }
+
+    /// The caller's user, or 400 for a project key.
+    pub fn require_user(&self) -> Result<&Arc<User>, ApiError> {
+        self.user.as_ref().ok_or(ApiError::NotAUser)
+    }
+
+    /// Decides whether the caller may exercise `permission` on a resource of an organization
+    /// (`None`: the platform).
+    pub fn decide(
+        &self,
+        organization_id: Option<&str>,
+        permission: &Permission,
+        resource: &ResourceQuery,
+    ) -> Decision {
+        let subject = self.subject();
+        engine::check(
+            &self.index,
+            &CheckRequest {
+                organization_id,
+                subject: &subject,
+                subject_properties: None,
+                permission,
+                resource,
+                action_properties: None,
+                context: None,
+                now: Utc::now(),
+                explain: false,
+            },
+        )
+    }
+
+    /// True when the caller holds `permission` on the platform itself.
+    pub fn holds_on_platform(&self, permission: &str) -> bool {
+        let Ok(permission) = Permission::parse(permission) else {
+            return false;
+        };
+        self.decide(None, &permission, &resource(PLATFORM_TYPE, "platform"))
+            .allowed
+    }
+
+    /// 403 unless the caller holds `permission` on the platform.
+    pub fn require_on_platform(&self, permission: &str) -> Result<(), ApiError> {
+        if self.holds_on_platform(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                permission: permission.to_owned(),
+                resource: "the platform".to_owned(),
+            })
+        }
+    }
+
+    /// The organizations the caller is a member of.
+    pub fn member_organizations(&self) -> Vec<String> {
+        match (&self.user, &self.key.organization_id) {
+            (Some(user), _) => self
+                .index
+                .user_organizations
+                .get(&user.id)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+            (None, Some(org)) => vec![org.clone()],
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// A resource query without properties.
+pub fn resource(resource_type: &str, id: &str) -> ResourceQuery {
+    ResourceQuery {
+        resource_type: resource_type.to_owned(),
+        id: id.to_owned(),
+        properties: Default::default(),
+    }
+}
+
+/// The caller in the organization the call is about.
+#[derive(Clone)]
+pub struct Ctx {
+    pub caller: Caller,
+    pub org: Arc<Organization>,
+}
+
+impl FromRequestParts<Arc<AppState>> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let header = parts
+            .headers
+            .get(ORGANIZATION_HEADER)
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_owned)
+                    .map_err(|_| ApiError::field(ORGANIZATION_HEADER, "is not text"))
+            })
+            .transpose()?;
+        let org_id = organization_of(&caller, header.as_deref())?;
+        let org = caller
+            .index
+            .organizations
+            .get(&org_id)
+            .cloned()
+            .ok_or(ApiError::NotFound {
+                what: "organization",
+                id: org_id.clone(),
+            })?;
+        Ok(Ctx { caller, org })
+    }
+}
+
+/// Picks the organization of a call: the header, else the key's current (or, for a project key,
+/// fixed) organization, else the caller's only organization. An organization the caller may not
+/// see answers 404.
+pub fn organization_of(caller: &Caller, header: Option<&str>) -> Result<String, ApiError> {
+    let visible = |org: &str| {
+        caller.index.organizations.contains_key(org)
+            && (caller.member_organizations().iter().any(|o| o == org)
+                || (caller.user.is_some() && caller.holds_on_platform("organization:read")))
+    };
+    if caller.key.kind == ApiKeyKind::Project {
+        let fixed = caller.key.organization_id.clone().unwrap_or_default();
+        return match header {
+            Some(h) if h != fixed => Err(ApiError::NotFound {
+                what: "organization",
+                id: h.to_owned(),
+            }),
+            _ => Ok(fixed),
+        };
+    }
+    if let Some(org) = header {
+        return if visible(org) {
+            Ok(org.to_owned())
+        } else {
+            Err(ApiError::NotFound {
+                what: "organization",
+                id: org.to_owned(),
+            })
+        };
+    }
+    if let Some(current) = caller.key.organization_id.as_deref().filter(|o| visible(o)) {
+        return Ok(current.to_owned());
+    }
+    match caller.member_organizations().as_slice() {
+        [only] => Ok(only.clone()),
+        _ => Err(ApiError::OrganizationRequired),
+    }
+}
+
+impl Ctx {
+    /// The organization's id.
+    pub fn org_id(&self) -> &str {
+        &self.org.id
+    }
+
+    /// The index snapshot of the request.
+    pub fn index(&self) -> &Index {
+        &self.caller.index
+    }
+
+    /// True when the caller may exercise `permission` on a resource of this organization.
+    pub fn allowed(&self, permission: &Permission, resource: &ResourceQuery) -> bool {
+        self.caller
+            .decide(Some(&self.org.id), permission, resource)
+            .allowed
+    }
+
+    /// 403 unless the caller holds `permission` on the resource of type `resource_type` and id `id`.
+    pub fn require(&self, permission: &str, resource_type: &str, id: &str) -> Result<(), ApiError> {
+        let parsed = Permission::parse(permission)?;
+        if self.allowed(&parsed, &resource(resource_type, id)) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                permission: permission.to_owned(),
+                resource: format!("{resource_type} {id}"),
+            })
+        }
+    }
+
+    /// 403 unless the caller holds `permission` on the organization.
+    pub fn require_in_org(&self, permission: &str) -> Result<(), ApiError> {
+        let org = self.org.id.clone();
+        self.require(permission, "organization", &org)
+    }
+
+    /// The audit actor fields.
+    pub fn audit(
+        &self,
+        action: &str,
+        object_kind: &str,
+        object_id: &str,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> arbiter_store::AuditRecord {
+        arbiter_store::AuditRecord {
+            organization_id: Some(self.org.id.clone()),
+            actor_user_id: self.caller.user.as_ref().map(|u| u.id.clone()),
+            actor_key_id: Some(self.caller.key.id.clone()),
+            action: action.to_owned(),
+            object_kind: object_kind.to_owned(),
+            object_id: object_id.to_owned(),
+            before,
+            after,
+            request_id: self.caller.request_id.clone(),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `POST /v1/check` and `POST /v1/check/batch`: decisions.
+
+use std::sync::Arc;
+
+use arbiter_core::engine::{self, CheckRequest, Decision, ResourceQuery, SubjectQuery};
+use arbiter_core::index::Index;
+use arbiter_core::irn::Irn;
+use arbiter_core::model::Properties;
+use arbiter_core::permission::Permission;
+use axum::extract::State;
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{Ctx, JsonBody};
+use crate::state::AppState;
+
+/// The most checks one batch may hold.
+pub const MAX_BATCH: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectBody {
+    #[serde(rename = "type")]
+    subject_type: String,
+    id: String,
+    #[serde(default)]
+    properties: Properties,
+}
+
+#[derive(Deserialize)]
+pub struct ResourceBody {
+    #[serde(rename = "type")]
+    resource_type: Option<String>,
+    id: Option<String>,
+    irn: Option<String>,
+    #[serde(default)]
+    properties: Properties,
+}
+
+#[derive(Deserialize)]
+pub struct ActionBody {
+    #[serde(default)]
+    properties: Properties,
+}
+
+/// A revision given as a string (as answered) or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum RevisionBody {
+    Text(String),
+    Number(u64),
+}
+
+impl RevisionBody {
+    fn value(&self) -> Result<u64, ApiError> {
+        match self {
+            RevisionBody::Number(n) => Ok(*n),
+            RevisionBody::Text(t) => t
+                .parse()
+                .map_err(|_| ApiError::field("at_least_revision", "must be a revision number")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CheckBody {
+    subject: Option<SubjectBody>,
+    permission: String,
+    resource: ResourceBody,
+    action: Option<ActionBody>,
+    context: Option<Value>,
+    #[serde(default)]
+    explain: bool,
+    at_least_revision: Option<RevisionBody>,
+}
+
+#[derive(Serialize)]
+pub struct CheckAnswer {
+    allowed: bool,
+    revision: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<engine::Reason>,
+}
+
+impl From<Decision> for CheckAnswer {
+    fn from(d: Decision) -> Self {
+        Self {
+            allowed: d.allowed,
+            revision: d.revision.to_string(),
+            reason: d.reason,
+        }
+    }
+}
+
+/// A check, parsed and validated.
+struct Parsed {
+    subject: SubjectQuery,
+    subject_properties: Properties,
+    permission: Permission,
+    resource: ResourceQuery,
+    action_properties: Properties,
+    context: Value,
+    explain: bool,
+    at_least: Option<u64>,
+}
+
+fn parse(ctx: &Ctx, index: &Index, body: CheckBody) -> Result<Parsed, ApiError> {
+    let permission = Permission::parse(&body.permission)?;
+    index.catalog.validate(&permission)?;
+    let (subject, subject_properties) = match body.subject {
+        None => (ctx.caller.subject(), Properties::new()),
+        Some(s) => {
+            let query = match s.subject_type.as_str() {
+                "user" => SubjectQuery::User(s.id),
+                "api_key" => SubjectQuery::ApiKey(s.id),
+                other => {
+                    return Err(ApiError::field(
+                        "subject.type",
+                        format!("must be `user` or `api_key`, not `{other}`"),
+                    ))
+                }
+            };
+            (query, s.properties)
+        }
+    };
+    let (resource_type, id) = match (
+        body.resource.irn,
+        body.resource.resource_type,
+        body.resource.id,
+    ) {
+        (Some(irn), None, None) => {
+            let irn = Irn::parse(&irn)?;
+            if let Some(t) = index.catalog.resource_type(irn.resource_type()) {
+                if t.service != irn.service() {
+                    return Err(ApiError::field(
+                        "resource.irn",
+                        format!(
+                            "type `{}` belongs to service `{}`, not `{}`",
+                            t.name,
+                            t.service,
+                            irn.service()
+                        ),
+                    ));
+                }
+            }
+            (irn.resource_type().to_owned(), irn.id().to_owned())
+        }
+        (None, Some(t), Some(id)) => {
+            if t.is_empty() || id.is_empty() {
+                return Err(ApiError::field(
+                    "resource",
+                    "`type` and `id` must not be empty",
+                ));
+            }
+            (t, id)
+        }
+        _ => {
+            return Err(ApiError::field(
+                "resource",
+                "give either `type` and `id`, or `irn`",
+            ))
+        }
+    };
+    Ok(Parsed {
+        subject,
+        subject_properties,
+        permission,
+        resource: ResourceQuery {
+            resource_type,
+            id,
+            properties: body.resource.properties,
+        },
+        action_properties: body.action.map(|a| a.properties).unwrap_or_default(),
+        context: body.context.unwrap_or_else(|| json!({})),
+        explain: body.explain,
+        at_least: body.at_least_revision.map(|r| r.value()).transpose()?,
+    })
+}
+
+fn is_caller(ctx: &Ctx, subject: &SubjectQuery) -> bool {
+    match (subject, &ctx.caller.user) {
+        (SubjectQuery::User(r), Some(me)) => {
+            ctx.index().find_user(r).is_some_and(|u| u.id == me.id)
+        }
+        (SubjectQuery::ApiKey(k), _) => *k == ctx.caller.key.id,
+        _ => false,
+    }
+}
+
+fn decide(ctx: &Ctx, index: &Index, p: &Parsed) -> Decision {
+    engine::check(
+        index,
+        &CheckRequest {
+            organization_id: Some(ctx.org_id()),
+            subject: &p.subject,
+            subject_properties: Some(&p.subject_properties),
+            permission: &p.permission,
+            resource: &p.resource,
+            action_properties: Some(&p.action_properties),
+            context: Some(&p.context),
+            now: Utc::now(),
+            explain: p.explain,
+        },
+    )
+}
+
+async fn index_for(
+    state: &AppState,
+    ctx: &Ctx,
+    at_least: Option<u64>,
+) -> Result<Arc<Index>, ApiError> {
+    match at_least {
+        Some(rev) if rev > ctx.caller.index.revision => state.wait_for(rev).await,
+        _ => Ok(ctx.caller.index.clone()),
+    }
+}
+
+/// `POST /v1/check`: `check:execute` unless the subject is the caller.
+pub async fn check(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody<CheckBody>,
+) -> Result<Json<CheckAnswer>, ApiError> {
+    let parsed = parse(&ctx, ctx.index(), body)?;
+    if !is_caller(&ctx, &parsed.subject) {
+        ctx.require_in_org("check:execute")?;
+    }
+    let index = index_for(&state, &ctx, parsed.at_least).await?;
+    Ok(Json(decide(&ctx, &index, &parsed).into()))
+}
+
+#[derive(Deserialize)]
+pub struct BatchBody {
+    checks: Vec<Value>,
+}
+
+/// `POST /v1/check/batch`: answers in the order asked; an invalid item answers its error in
+/// place and the rest are still decided.
+pub async fn batch(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody<BatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    if body.checks.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "checks",
+            format!("must hold at most {MAX_BATCH} checks"),
+        ));
+    }
+    let parsed: Vec<Result<Parsed, ApiError>> = body
+        .checks
+        .into_iter()
+        .map(|item| {
+            serde_json::from_value::<CheckBody>(item)
+                .map_err(|e| ApiError::InvalidBody(e.to_string()))
+                .and_then(|b| parse(&ctx, ctx.index(), b))
+        })
+        .collect();
+    if parsed
+        .iter()
+        .flatten()
+        .any(|p| !is_caller(&ctx, &p.subject))
+    {
+        ctx.require_in_org("check:execute")?;
+    }
+    let at_least = parsed.iter().flatten().filter_map(|p| p.at_least).max();
+    let index = index_for(&state, &ctx, at_least).await?;
+    let results: Vec<Value> = parsed
+        .iter()
+        .map(|p| match p {
+            Ok(p) => json!(CheckAnswer::from(decide(&ctx, &index, p))),
+            Err(e) => {
+                let (status, code) = e.status_and_code();
+                json!({"allowed": false, "revision": index.revision.to_string(), "error": {"code": code, "message": e.to_string(), "status": status.as_u16()}})
+            }
+        })
+        .collect();
+    Ok(Json(json!({"results": results})))
+}

@@ -1,0 +1,207 @@
+//! The shared state of a server: the store, the current index snapshot, and the write path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arbiter_core::catalog::Catalog;
+use arbiter_core::index::{Index, Revision};
+use arbiter_core::model::Op;
+use arbiter_store::{AuditRecord, Store, StoreError};
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, Mutex, Notify};
+
+use crate::error::ApiError;
+
+/// Settings of a running server.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Deepest accepted JSON nesting.
+    pub max_json_depth: usize,
+    /// How long a check with `at_least_revision` may wait for the index.
+    pub revision_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_json_depth: 32,
+            revision_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a prepared write commits.
+pub struct Prepared<T> {
+    pub ops: Vec<Op>,
+    pub audit: Vec<AuditRecord>,
+    pub output: T,
+}
+
+/// The state every handler shares.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub catalog: Arc<Catalog>,
+    index: ArcSwap<Index>,
+    /// Serialises this replica's writes; other replicas are ordered by the store.
+    write_lock: Mutex<()>,
+    /// Woken whenever the index advances.
+    advanced: Notify,
+    key_uses: mpsc::UnboundedSender<(String, DateTime<Utc>)>,
+    pub settings: Settings,
+}
+
+impl AppState {
+    /// Loads the index from the store and starts the key-usage recorder.
+    pub async fn load(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        settings: Settings,
+    ) -> Result<Arc<Self>, StoreError> {
+        let (revision, objects) = store.load().await?;
+        let index = Index::load(catalog.clone(), revision, objects);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(Self {
+            store: store.clone(),
+            catalog,
+            index: ArcSwap::from_pointee(index),
+            write_lock: Mutex::new(()),
+            advanced: Notify::new(),
+            key_uses: tx,
+            settings,
+        });
+        tokio::spawn(record_key_uses(store, rx));
+        Ok(state)
+    }
+
+    /// The current snapshot. Lock-free.
+    pub fn index(&self) -> Arc<Index> {
+        self.index.load_full()
+    }
+
+    /// Notes that a key was used; written to the store in batches, off the request path.
+    pub fn key_used(&self, key_id: &str) {
+        let _ = self.key_uses.send((key_id.to_owned(), Utc::now()));
+    }
+
+    /// Applies committed changes the index has not seen yet (written by another replica).
+    pub async fn catch_up(&self) -> Result<Revision, ApiError> {
+        let _guard = self.write_lock.lock().await;
+        self.catch_up_locked().await
+    }
+
+    async fn catch_up_locked(&self) -> Result<Revision, ApiError> {
+        let current = self.index();
+        let mut next: Option<Index> = None;
+        let mut after = current.revision;
+        loop {
+            let changes = match self.store.changes_since(after, 1000).await {
+                Ok(changes) => changes,
+                Err(StoreError::Compacted(_)) => {
+                    let (revision, objects) = self.store.load().await?;
+                    next = Some(Index::load(self.catalog.clone(), revision, objects));
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if changes.is_empty() {
+                break;
+            }
+            let index = next.get_or_insert_with(|| (*current).clone());
+            for change in &changes {
+                index.apply(change.revision, &change.ops);
+                after = change.revision;
+            }
+        }
+        match next {
+            Some(index) => {
+                let revision = index.revision;
+                self.index.store(Arc::new(index));
+                self.advanced.notify_waiters();
+                Ok(revision)
+            }
+            None => Ok(current.revision),
+        }
+    }
+
+    /// Waits, bounded, until the index has reached `wanted`.
+    pub async fn wait_for(&self, wanted: Revision) -> Result<Arc<Index>, ApiError> {
+        let index = self.index();
+        if index.revision >= wanted {
+            return Ok(index);
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.revision_wait;
+        loop {
+            let notified = self.advanced.notified();
+            let current = self.catch_up().await?;
+            if current >= wanted {
+                return Ok(self.index());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(ApiError::RevisionUnavailable {
+                    wanted,
+                    current: self.index().revision,
+                });
+            }
+        }
+    }
+
+    /// Prepares a write against the newest index and commits it; the index is advanced before
+    /// this returns, so the caller's next request sees its write. A write that lost a race to
+    /// another replica is prepared again on the caught-up index.
+    pub async fn write<T>(
+        &self,
+        prepare: impl Fn(&Index) -> Result<Prepared<T>, ApiError>,
+    ) -> Result<(T, Revision), ApiError> {
+        let _guard = self.write_lock.lock().await;
+        for _ in 0..16 {
+            let current = self.index();
+            let prepared = prepare(&current)?;
+            if prepared.ops.is_empty() {
+                return Ok((prepared.output, current.revision));
+            }
+            match self
+                .store
+                .commit(current.revision, &prepared.ops, &prepared.audit)
+                .await
+            {
+                Ok(revision) => {
+                    let mut next = (*current).clone();
+                    next.apply(revision, &prepared.ops);
+                    self.index.store(Arc::new(next));
+                    self.advanced.notify_waiters();
+                    return Ok((prepared.output, revision));
+                }
+                Err(StoreError::Stale { .. }) => {
+                    self.catch_up_locked().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Internal(
+            "the write kept losing races with other writers".to_owned(),
+        ))
+    }
+}
+
+async fn record_key_uses(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<(String, DateTime<Utc>)>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch: HashMap<String, DateTime<Utc>> = HashMap::new();
+        batch.insert(first.0, first.1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Ok((key, at)) = rx.try_recv() {
+            batch.insert(key, at);
+        }
+        let uses: Vec<(String, DateTime<Utc>)> = batch.into_iter().collect();
+        if let Err(e) = store.record_key_use(&uses).await {
+            tracing::warn!(error = %e, "could not record key use");
+        }
+    }
+}

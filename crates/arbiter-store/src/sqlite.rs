@@ -1,0 +1,305 @@
+//! The embedded store: one SQLite file, in WAL mode, writes in `BEGIN IMMEDIATE` transactions
+//! with `synchronous = FULL`, so that an acknowledged write survives the process being killed.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use arbiter_core::index::Revision;
+use arbiter_core::model::{Object, Op};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::{
+    audit_id, parse_object, parse_ops, parse_time, parse_value, revision_from_i64, revision_to_i64,
+    to_json, AuditEvent, AuditFilter, AuditRecord, Change, Store, StoreError,
+};
+
+/// The SQLite store.
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// Translates SQLite driver errors: a unique-constraint failure on `unique_names` is a taken name,
+/// one on `changes` a stale write.
+fn translate(error: sqlx::Error, name: Option<&str>) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() {
+            if let Some(name) = name {
+                return StoreError::NameTaken {
+                    name: name.to_owned(),
+                };
+            }
+        }
+    }
+    StoreError::Database(error)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the file a `sqlite://PATH` URL names.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::Database)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(StoreError::Migrate)
+    }
+
+    async fn head(&self) -> Result<Revision, StoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(revision_from_i64(head))
+    }
+
+    async fn load(&self) -> Result<(Revision, Vec<Object>), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM changes")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        let rows = sqlx::query("SELECT kind, id, body FROM objects")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        let mut objects = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind: String = row.get(0);
+            let id: String = row.get(1);
+            let body: String = row.get(2);
+            objects.push(parse_object(&kind, &id, &body)?);
+        }
+        Ok((revision_from_i64(head), objects))
+    }
+
+    async fn changes_since(&self, after: Revision, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query("SELECT revision, ops, committed_at FROM changes WHERE revision > ? ORDER BY revision LIMIT ?")
+            .bind(revision_to_i64(after))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let revision: i64 = row.get(0);
+            let ops: String = row.get(1);
+            let at: String = row.get(2);
+            changes.push(Change {
+                revision: revision_from_i64(revision),
+                ops: parse_ops(revision, &ops)?,
+                committed_at: parse_time(&at),
+            });
+        }
+        if let Some(first) = changes.first() {
+            if first.revision != after + 1 {
+                return Err(StoreError::Compacted(after + 1));
+            }
+        }
+        Ok(changes)
+    }
+
+    async fn commit(
+        &self,
+        expected: Revision,
+        ops: &[Op],
+        audit: &[AuditRecord],
+    ) -> Result<Revision, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM changes")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        if revision_from_i64(head) != expected {
+            return Err(StoreError::Stale { expected });
+        }
+        let revision = expected + 1;
+        let rev = revision_to_i64(revision);
+        let now = Utc::now().to_rfc3339();
+        sqlx::query("INSERT INTO changes (revision, ops, committed_at) VALUES (?, ?, ?)")
+            .bind(rev)
+            .bind(to_json(&ops)?)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match translate(e, None) {
+                StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    StoreError::Stale { expected }
+                }
+                other => other,
+            })?;
+        for op in ops {
+            let key = op.key();
+            sqlx::query("DELETE FROM unique_names WHERE kind = ? AND id = ?")
+                .bind(key.kind.as_str())
+                .bind(&key.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+            match op {
+                Op::Put { object } => {
+                    for name in object.unique_names() {
+                        sqlx::query("INSERT INTO unique_names (name, kind, id) VALUES (?, ?, ?)")
+                            .bind(&name)
+                            .bind(key.kind.as_str())
+                            .bind(&key.id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| translate(e, Some(&name)))?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO objects (kind, id, body, revision) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, revision = excluded.revision",
+                    )
+                    .bind(key.kind.as_str())
+                    .bind(&key.id)
+                    .bind(to_json(object)?)
+                    .bind(rev)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::Database)?;
+                }
+                Op::Delete { .. } => {
+                    sqlx::query("DELETE FROM objects WHERE kind = ? AND id = ?")
+                        .bind(key.kind.as_str())
+                        .bind(&key.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::Database)?;
+                }
+            }
+        }
+        for record in audit {
+            sqlx::query(
+                "INSERT INTO audit_events (id, revision, at, organization_id, actor_user_id, actor_key_id, action, \
+                 object_kind, object_id, before, after, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(audit_id())
+            .bind(rev)
+            .bind(&now)
+            .bind(&record.organization_id)
+            .bind(&record.actor_user_id)
+            .bind(&record.actor_key_id)
+            .bind(&record.action)
+            .bind(&record.object_kind)
+            .bind(&record.object_id)
+            .bind(record.before.as_ref().map(to_json).transpose()?)
+            .bind(record.after.as_ref().map(to_json).transpose()?)
+            .bind(&record.request_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(revision)
+    }
+
+    async fn record_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        for (key_id, at) in uses {
+            sqlx::query(
+                "INSERT INTO api_key_usage (key_id, last_used_at) VALUES (?, ?) \
+                 ON CONFLICT (key_id) DO UPDATE SET last_used_at = excluded.last_used_at",
+            )
+            .bind(key_id)
+            .bind(at.to_rfc3339())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        }
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn key_last_used(&self, key_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> =
+            sqlx::query_scalar("SELECT last_used_at FROM api_key_usage WHERE key_id = ?")
+                .bind(key_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::Database)?;
+        Ok(at.map(|t| parse_time(&t)))
+    }
+
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditEvent>, u64), StoreError> {
+        let conditions =
+            "(?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR actor_user_id = ?2) \
+             AND (?3 IS NULL OR object_id = ?3) AND (?4 IS NULL OR action = ?4) \
+             AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6)";
+        let since = filter.since.map(|t| t.to_rfc3339());
+        let until = filter.until.map(|t| t.to_rfc3339());
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE {conditions}"
+        ))
+        .bind(&filter.organization_id)
+        .bind(&filter.actor_user_id)
+        .bind(&filter.object_id)
+        .bind(&filter.action)
+        .bind(&since)
+        .bind(&until)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, revision, at, organization_id, actor_user_id, actor_key_id, action, object_kind, object_id, \
+             before, after, request_id FROM audit_events WHERE {conditions} ORDER BY seq LIMIT ?7 OFFSET ?8"
+        ))
+        .bind(&filter.organization_id)
+        .bind(&filter.actor_user_id)
+        .bind(&filter.object_id)
+        .bind(&filter.action)
+        .bind(&since)
+        .bind(&until)
+        .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        let events = rows
+            .into_iter()
+            .map(|row| AuditEvent {
+                id: row.get(0),
+                revision: revision_from_i64(row.get(1)),
+                at: parse_time(&row.get::<String, _>(2)),
+                record: AuditRecord {
+                    organization_id: row.get(3),
+                    actor_user_id: row.get(4),
+                    actor_key_id: row.get(5),
+                    action: row.get(6),
+                    object_kind: row.get(7),
+                    object_id: row.get(8),
+                    before: parse_value(row.get(9)),
+                    after: parse_value(row.get(10)),
+                    request_id: row.get(11),
+                },
+            })
+            .collect();
+        Ok((events, u64::try_from(total).unwrap_or(0)))
+    }
+}

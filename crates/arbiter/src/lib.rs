@@ -1,0 +1,320 @@
+//! The `arbiter` binary's library: configuration, bootstrap, serve, import/export and the
+//! offline check. `main` only parses arguments and calls into here.
+
+use std::sync::Arc;
+
+use arbiter_core::bundle::{hash_secret, Bundle};
+use arbiter_core::catalog::{Catalog, PLATFORM_ADMIN_ROLE, PREDEFINED_ROLE_PREFIX};
+use arbiter_core::engine::{self, CheckRequest, ResourceQuery, SubjectQuery};
+use arbiter_core::index::Index;
+use arbiter_core::model::{ApiKey, ApiKeyKind, Node, Object, Op, RoleBinding, SubjectRef, User};
+use arbiter_core::permission::Permission;
+use arbiter_core::CoreError;
+use arbiter_server::keys;
+use arbiter_server::state::Prepared;
+use arbiter_server::{AppState, Application, Settings};
+use arbiter_store::{Store, StoreError};
+use chrono::Utc;
+use thiserror::Error;
+
+/// The email of the platform administrator created on first start.
+pub const BOOTSTRAP_EMAIL: &str = "admin@localhost";
+
+/// What the binary can fail with.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("{0}")]
+    Api(String),
+    #[error("cannot read or write `{path}`")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<arbiter_server::ApiError> for CliError {
+    fn from(e: arbiter_server::ApiError) -> Self {
+        CliError::Api(e.to_string())
+    }
+}
+
+/// How `arbiter serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub database_url: String,
+    pub bootstrap_key: Option<String>,
+    pub settings: Settings,
+}
+
+/// Opens and migrates the store, and loads the catalog.
+pub async fn open(database_url: &str) -> Result<(Arc<dyn Store>, Arc<Catalog>), CliError> {
+    let store = arbiter_store::open(database_url).await?;
+    let catalog = Arc::new(Catalog::builtin()?);
+    Ok((store, catalog))
+}
+
+/// On a store with no users, creates the platform administrator, its binding to
+/// `platform_admin` on the platform and its key. Returns the key's secret when one was
+/// generated (to print once); later starts change nothing. Safe when replicas start at once:
+/// the administrator's email is unique, so only one bootstrap commits.
+pub async fn bootstrap(
+    state: &AppState,
+    bootstrap_key: Option<&str>,
+) -> Result<Option<String>, CliError> {
+    if let Some(k) = bootstrap_key {
+        if k.len() < keys::MIN_BOOTSTRAP_KEY_LEN {
+            return Err(CliError::Usage(format!(
+                "ARBITER_BOOTSTRAP_KEY must hold at least {} characters",
+                keys::MIN_BOOTSTRAP_KEY_LEN
+            )));
+        }
+    }
+    let generated = bootstrap_key.is_none().then(keys::generate);
+    let secret = bootstrap_key
+        .map(str::to_owned)
+        .or_else(|| generated.clone())
+        .unwrap_or_default();
+    let result = state
+        .write(|index: &Index| {
+            if !index.users.is_empty() {
+                return Ok(Prepared {
+                    ops: vec![],
+                    audit: vec![],
+                    output: false,
+                });
+            }
+            let now = Utc::now();
+            let user = User {
+                id: "usr_admin".to_owned(),
+                email: BOOTSTRAP_EMAIL.to_owned(),
+                name: Some("Platform administrator".to_owned()),
+                external_ids: Vec::new(),
+                properties: Default::default(),
+                created_at: now,
+                updated_at: now,
+            };
+            let key = ApiKey {
+                id: "key_bootstrap".to_owned(),
+                name: "bootstrap".to_owned(),
+                kind: ApiKeyKind::User,
+                user_id: user.id.clone(),
+                project_id: None,
+                organization_id: None,
+                secret_hash: hash_secret(&secret),
+                display_prefix: keys::display_prefix(&secret),
+                expires_at: None,
+                revoked_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            let binding = RoleBinding {
+                id: "rb_bootstrap".to_owned(),
+                role_id: format!("{PREDEFINED_ROLE_PREFIX}{PLATFORM_ADMIN_ROLE}"),
+                subject: SubjectRef::User(user.id.clone()),
+                node: Node::Platform,
+                organization_id: None,
+                condition: None,
+                expires_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            Ok(Prepared {
+                ops: vec![
+                    Op::Put {
+                        object: Object::User(user),
+                    },
+                    Op::Put {
+                        object: Object::ApiKey(key),
+                    },
+                    Op::Put {
+                        object: Object::RoleBinding(binding),
+                    },
+                ],
+                audit: vec![arbiter_store::AuditRecord {
+                    action: "platform.bootstrap".to_owned(),
+                    object_kind: "user".to_owned(),
+                    object_id: "usr_admin".to_owned(),
+                    ..Default::default()
+                }],
+                output: true,
+            })
+        })
+        .await;
+    match result {
+        Ok((true, _)) => Ok(generated),
+        Ok((false, _)) => Ok(None),
+        // Another replica bootstrapped first.
+        Err(arbiter_server::ApiError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Builds the server, bootstraps, and serves until `shutdown` resolves.
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CliError> {
+    let (store, catalog) = open(&config.database_url).await?;
+    let app = Application::build(&config.listen, store, catalog, config.settings.clone())
+        .await
+        .map_err(|source| CliError::Io {
+            path: config.listen.clone(),
+            source,
+        })?;
+    if let Some(secret) = bootstrap(&app.state(), config.bootstrap_key.as_deref()).await? {
+        println!("Created the platform administrator {BOOTSTRAP_EMAIL}. Its API key, shown once:\n{secret}");
+    }
+    let addr = app.local_addr().map_err(|source| CliError::Io {
+        path: config.listen.clone(),
+        source,
+    })?;
+    tracing::info!(%addr, database = %redact(&config.database_url), "arbiter listening");
+    println!("arbiter listening on http://{addr}");
+    app.run(shutdown).await.map_err(|source| CliError::Io {
+        path: config.listen,
+        source,
+    })
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// What an import did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub written: usize,
+    pub unchanged: usize,
+    pub revision: u64,
+}
+
+fn without_times(object: &Object) -> serde_json::Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("created_at");
+        map.remove("updated_at");
+    }
+    value
+}
+
+/// Imports a bundle (YAML or JSON) in one revision. Objects are put by id; one that is already
+/// stored as the bundle says is left alone, so a second import writes nothing.
+pub async fn import(
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    text: &str,
+) -> Result<ImportSummary, CliError> {
+    let bundle = Bundle::from_text(text)?;
+    let state = AppState::load(store, catalog.clone(), Settings::default()).await?;
+    let ((written, unchanged), revision) = state
+        .write(|index| {
+            let objects = bundle.to_objects(&catalog, index, Utc::now())?;
+            let existing: std::collections::HashMap<_, _> =
+                index.objects().into_iter().map(|o| (o.key(), o)).collect();
+            let mut ops = Vec::new();
+            let mut unchanged = 0;
+            for object in objects {
+                match existing.get(&object.key()) {
+                    Some(old) if without_times(old) == without_times(&object) => unchanged += 1,
+                    _ => ops.push(Op::Put { object }),
+                }
+            }
+            let written = ops.len();
+            Ok(Prepared {
+                audit: vec![arbiter_store::AuditRecord {
+                    action: "bundle.import".to_owned(),
+                    object_kind: "bundle".to_owned(),
+                    object_id: format!("{written} objects"),
+                    ..Default::default()
+                }],
+                ops,
+                output: (written, unchanged),
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            arbiter_server::ApiError::Core(c) => CliError::Core(c),
+            other => CliError::Api(other.to_string()),
+        })?;
+    Ok(ImportSummary {
+        written,
+        unchanged,
+        revision,
+    })
+}
+
+/// Exports every object as a bundle: YAML, or JSON when `json`.
+pub async fn export(
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    json: bool,
+) -> Result<String, CliError> {
+    let (revision, objects) = store.load().await?;
+    let index = Index::load(catalog, revision, objects);
+    let bundle = Bundle::from_objects(&index.objects());
+    let text = if json {
+        serde_json::to_string_pretty(&bundle).map_err(|e| CliError::Api(e.to_string()))?
+    } else {
+        serde_yaml::to_string(&bundle).map_err(|e| CliError::Api(e.to_string()))?
+    };
+    Ok(text)
+}
+
+/// An offline check against the store's current state.
+pub struct OfflineCheck {
+    pub organization: String,
+    pub subject: SubjectQuery,
+    pub permission: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub explain: bool,
+}
+
+/// Decides a check from the store, as a server would.
+pub async fn check(
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    c: &OfflineCheck,
+) -> Result<engine::Decision, CliError> {
+    let permission = Permission::parse(&c.permission)?;
+    catalog.validate(&permission)?;
+    let (revision, objects) = store.load().await?;
+    let index = Index::load(catalog, revision, objects);
+    let resource = ResourceQuery {
+        resource_type: c.resource_type.clone(),
+        id: c.resource_id.clone(),
+        properties: Default::default(),
+    };
+    Ok(engine::check(
+        &index,
+        &CheckRequest {
+            organization_id: Some(&c.organization),
+            subject: &c.subject,
+            subject_properties: None,
+            permission: &permission,
+            resource: &resource,
+            action_properties: None,
+            context: None,
+            now: Utc::now(),
+            explain: c.explain,
+        },
+    ))
+}
