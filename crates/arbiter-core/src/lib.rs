@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod catalog;
 pub mod condition;
+pub mod conformance;
 pub mod engine;
 pub mod error;
 pub mod index;

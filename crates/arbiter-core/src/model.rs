@@ -408,9 +408,9 @@ pub struct ObjectKey {
     pub id: String,
 }
 
-/// A stored object.
+/// A stored object. The tag is `object`, since several objects have a `kind` of their own.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "object", rename_all = "snake_case")]
 pub enum Object {
     Organization(Organization),
     User(User),
@@ -535,6 +535,57 @@ impl Op {
         match self {
             Op::Put { object } => object.key(),
             Op::Delete { key } => key.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_object_round_trips_through_json() {
+        let now = chrono::Utc::now();
+        let objects = vec![
+            Object::ApiKey(ApiKey {
+                id: "k".into(),
+                name: "n".into(),
+                kind: ApiKeyKind::Project,
+                user_id: "u".into(),
+                project_id: Some("p".into()),
+                organization_id: Some("o".into()),
+                secret_hash: "h".into(),
+                display_prefix: "arb_".into(),
+                expires_at: None,
+                revoked_at: None,
+                created_at: now,
+                updated_at: now,
+            }),
+            Object::Group(Group {
+                id: "g".into(),
+                organization_id: "o".into(),
+                kind: GroupKind::PermissionProfile,
+                name: "n".into(),
+                description: String::new(),
+                created_at: now,
+                updated_at: now,
+            }),
+            Object::Role(Role {
+                id: "r".into(),
+                organization_id: None,
+                name: "n".into(),
+                description: String::new(),
+                kind: RoleKind::System,
+                permissions: vec![],
+                is_predefined: false,
+                created_at: now,
+                updated_at: now,
+            }),
+        ];
+        for object in objects {
+            let text = serde_json::to_string(&object).unwrap();
+            let back: Object = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, object);
         }
     }
 }

@@ -1,0 +1,111 @@
+//! Plays every case of `tests/conformance/` against the engine over the compiled index.
+
+use std::sync::Arc;
+
+use arbiter_core::bundle::Nothing;
+use arbiter_core::catalog::Catalog;
+use arbiter_core::conformance::Case;
+use arbiter_core::engine::{check, CheckRequest};
+use arbiter_core::index::Index;
+use arbiter_core::model::{ObjectKey, ObjectKind, Op};
+use arbiter_core::permission::Permission;
+use chrono::Utc;
+
+fn cases() -> Vec<(String, Case)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/conformance");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("conformance dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("read case");
+            let case = Case::from_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            out.push((path.display().to_string(), case));
+        }
+    }
+    assert!(out.len() >= 3, "expected conformance cases in {dir}");
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn every_case_holds_against_the_engine() {
+    let catalog = Arc::new(Catalog::builtin().unwrap());
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (file, case) in cases() {
+        let mut index = Index::new(catalog.clone());
+        let objects = case
+            .bundle
+            .to_objects(&catalog, &Nothing, Utc::now())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let ops: Vec<Op> = objects
+            .into_iter()
+            .map(|object| Op::Put { object })
+            .collect();
+        index.apply(1, &ops);
+        for (n, stage) in case.stages.iter().enumerate() {
+            let mut ops = Vec::new();
+            if let Some(bundle) = &stage.apply {
+                let objects = bundle
+                    .to_objects(&catalog, &index, Utc::now())
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                ops.extend(objects.into_iter().map(|object| Op::Put { object }));
+            }
+            for id in &stage.delete_bindings {
+                ops.push(Op::Delete {
+                    key: ObjectKey {
+                        kind: ObjectKind::RoleBinding,
+                        id: id.clone(),
+                    },
+                });
+            }
+            let revision = index.revision + 1;
+            index.apply(revision, &ops);
+            for expected in &stage.checks {
+                checked += 1;
+                let subject = expected.subject_query().unwrap();
+                let resource = expected.resource_query().unwrap();
+                let permission = Permission::parse(&expected.permission).unwrap();
+                catalog
+                    .validate(&permission)
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                let decision = check(
+                    &index,
+                    &CheckRequest {
+                        organization_id: Some(&expected.organization),
+                        subject: &subject,
+                        subject_properties: Some(&expected.subject_properties),
+                        permission: &permission,
+                        resource: &resource,
+                        action_properties: None,
+                        context: expected.context.as_ref(),
+                        now: Utc::now(),
+                        explain: true,
+                    },
+                );
+                let reason = serde_json::to_string(&decision.reason).unwrap();
+                if decision.allowed != expected.allowed {
+                    failures.push(format!(
+                        "{file} [{}] stage {n}: {}; reason: {reason}",
+                        case.name,
+                        expected.describe()
+                    ));
+                } else if let Some(text) = &expected.reason_contains {
+                    if !reason.contains(text.as_str()) {
+                        failures.push(format!(
+                            "{file} [{}] stage {n}: {}: reason lacks `{text}`: {reason}",
+                            case.name,
+                            expected.describe()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
