@@ -238,6 +238,40 @@ impl Catalog {
     }
 }
 
+/// The catalog as a Markdown document: the types and their actions, then each predefined role
+/// with its entries. `docs/catalog.md` is this, committed; a test fails when it drifts.
+pub fn catalog_markdown(catalog: &Catalog) -> String {
+    let mut out = String::from(
+        "# The built-in catalog\n\nGenerated from `catalog/catalog.yaml` by `catalog_markdown` \
+         (`ARBITER_BLESS=1 cargo test -p arbiter-core` rewrites it). Do not edit by hand.\n\n\
+         ## Resource types\n\n| service | type | actions | description |\n|---|---|---|---|\n",
+    );
+    let mut types: Vec<&ResourceType> = catalog.types.values().collect();
+    types.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+    for t in types {
+        let actions: Vec<&str> = t.actions.iter().map(String::as_str).collect();
+        out.push_str(&format!("| {} | `{}` | {} | {} |\n", t.service, t.name, actions.join(", "), t.description));
+    }
+    out.push_str("\n## Predefined roles\n\nScope ALL unless said; TEAM: only resources in a space the holder is a member of; OWN: only resources the holder owns.\n");
+    for role in &catalog.roles {
+        out.push_str(&format!("\n### `{}` ({} role)\n\n{}\n\n", role.name, match role.kind {
+            RoleKind::User => "user",
+            RoleKind::System => "system",
+        }, role.description));
+        let entries: Vec<String> = role
+            .permissions
+            .iter()
+            .map(|e| match e.scope {
+                crate::model::Scope::All => format!("`{}`", e.permission),
+                scope => format!("`{}` ({scope})", e.permission),
+            })
+            .collect();
+        out.push_str(&entries.join(", "));
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +296,30 @@ mod tests {
             .validate(&Permission::parse("spaceship:read").unwrap())
             .is_err());
         assert_eq!(catalog.predefined_roles().len(), 8);
+    }
+
+    #[test]
+    fn the_committed_catalog_document_is_current() {
+        let generated = catalog_markdown(&Catalog::builtin().unwrap());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/catalog.md");
+        if std::env::var_os("ARBITER_BLESS").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(committed == generated, "docs/catalog.md is out of date: run `ARBITER_BLESS=1 cargo test -p arbiter-core`");
+    }
+
+    #[test]
+    fn the_auditor_can_never_write_whatever_the_catalog_holds() {
+        let catalog = Catalog::builtin().unwrap();
+        let auditor = catalog.predefined_role_by_name("auditor").unwrap();
+        for permission in catalog.all_permissions() {
+            let held = auditor.permissions.iter().any(|e| e.permission.covers(&permission));
+            assert_eq!(held, permission.action() == "read", "auditor and {permission}");
+        }
+        // A type declared later, with write actions, is still out of reach.
+        let future = Permission::parse("spaceship:launch").unwrap();
+        assert!(!auditor.permissions.iter().any(|e| e.permission.covers(&future)));
     }
 
     #[test]

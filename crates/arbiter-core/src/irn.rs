@@ -168,7 +168,7 @@ impl IrnPattern {
             .ok_or_else(|| bad("expected `service:type:id`"))?;
         for part in [service, resource_type] {
             let stem = part.strip_suffix('*').unwrap_or(part);
-            if !(stem.is_empty() && part == "*") && !valid_name(stem) {
+            if !(part == "*" || valid_name(stem)) {
                 return Err(bad(
                     "the service and type must be lowercase letters, digits, `_` or `-`, optionally ending in `*`",
                 ));

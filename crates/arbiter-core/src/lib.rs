@@ -16,5 +16,6 @@ pub mod index;
 pub mod irn;
 pub mod model;
 pub mod permission;
+pub mod workload;
 
 pub use error::CoreError;

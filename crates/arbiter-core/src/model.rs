@@ -524,6 +524,7 @@ impl Object {
 /// One change of a write: put (create or replace) an object, or delete one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[expect(clippy::large_enum_variant, reason = "ops live only for the length of one write; boxing would add an allocation per put")]
 pub enum Op {
     Put { object: Object },
     Delete { key: ObjectKey },

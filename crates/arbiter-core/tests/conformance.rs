@@ -1,5 +1,8 @@
 //! Plays every case of `tests/conformance/` against the engine over the compiled index.
 
+// Tests and benchmarks fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use arbiter_core::bundle::Nothing;

@@ -554,3 +554,17 @@ pub fn document() -> String {
         .build();
     doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_committed_openapi_json_is_current() {
+        let generated = super::document();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
+        if std::env::var_os("ARBITER_BLESS").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(committed == generated, "openapi.json is out of date: run `ARBITER_BLESS=1 cargo test -p arbiter-server`");
+    }
+}

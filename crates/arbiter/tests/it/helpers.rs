@@ -46,6 +46,16 @@ fn start(
     dir: &std::path::Path,
     extra_env: &[(&str, &str)],
 ) -> (Child, String, Vec<String>) {
+    start_with(database_url, dir, Some(ADMIN_KEY), extra_env)
+}
+
+/// Starts the binary with `ARBITER_BOOTSTRAP_KEY` set to `bootstrap_key`, or unset when `None`.
+fn start_with(
+    database_url: &str,
+    dir: &std::path::Path,
+    bootstrap_key: Option<&str>,
+    extra_env: &[(&str, &str)],
+) -> (Child, String, Vec<String>) {
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
     command
@@ -56,10 +66,13 @@ fn start(
             "--database-url",
             database_url,
         ])
-        .env("ARBITER_BOOTSTRAP_KEY", ADMIN_KEY)
         .env("ARBITER_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
+    match bootstrap_key {
+        Some(key) => command.env("ARBITER_BOOTSTRAP_KEY", key),
+        None => command.env_remove("ARBITER_BOOTSTRAP_KEY"),
+    };
     for (k, v) in extra_env {
         command.env(k, v);
     }
@@ -312,4 +325,244 @@ pub fn error_code(a: &Answer) -> String {
         .unwrap_or_else(|| panic!("not an error body: {}", a.text));
     assert!(a.body["error"]["message"].is_string(), "{}", a.text);
     code.to_owned()
+}
+
+/// Starts a server on a new SQLite file without `ARBITER_BOOTSTRAP_KEY`, so that the first start
+/// generates the administrator's key and prints it.
+pub async fn spawn_app_without_bootstrap_key() -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("arbiter.db").display());
+    let (child, base, stdout_lines) = start_with(&database_url, dir.path(), None, &[]);
+    TestApp {
+        base,
+        database_url,
+        dir,
+        child: Some(child),
+        client: reqwest::Client::new(),
+        stdout_lines,
+    }
+}
+
+/// The id of a predefined role.
+pub fn predefined(name: &str) -> String {
+    format!("role_{name}")
+}
+
+/// The `id` of an answer's body.
+pub fn id_of(a: &Answer) -> String {
+    a.body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in: {}", a.text))
+        .to_owned()
+}
+
+/// Asserts an error answer: the status, the exact `{"error": {"code", "message", "details"}}`
+/// shape, and the code.
+pub fn assert_error(a: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(a.status, status, "{}", a.text);
+    let top = a
+        .body
+        .as_object()
+        .unwrap_or_else(|| panic!("not a JSON object: {:?}", a.text));
+    assert_eq!(top.len(), 1, "only `error` at the top: {}", a.text);
+    let error = a.body["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no error object: {}", a.text));
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        a.text
+    );
+    assert!(error["details"].is_object(), "{}", a.text);
+    assert_eq!(error_code(a), code, "{}", a.text);
+    let content_type = a
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+}
+
+/// Tracks the revisions writes answer: each must carry `X-Arbiter-Revision`, higher than the last.
+pub struct Revisions {
+    pub last: u64,
+}
+
+impl Revisions {
+    pub async fn new(app: &TestApp) -> Self {
+        Self {
+            last: app.head_revision().await,
+        }
+    }
+
+    /// Asserts that `a` answers a new, higher revision, and remembers it.
+    pub fn advanced(&mut self, a: &Answer) -> u64 {
+        let revision = a
+            .revision()
+            .unwrap_or_else(|| panic!("no X-Arbiter-Revision on a write: {}", a.text));
+        assert!(
+            revision > self.last,
+            "revision {revision} is not above {}: {}",
+            self.last,
+            a.text
+        );
+        self.last = revision;
+        revision
+    }
+
+    /// Asserts that the store did not move since the last write.
+    pub async fn unchanged(&self, app: &TestApp) {
+        assert_eq!(
+            app.head_revision().await,
+            self.last,
+            "a refused request changed the store"
+        );
+    }
+}
+
+impl TestApp {
+    /// Kills the server (SIGKILL) and starts it again on the same store, with
+    /// `ARBITER_BOOTSTRAP_KEY` set to `bootstrap_key` or unset; answers what the start printed.
+    pub fn kill_and_restart_with(&mut self, bootstrap_key: Option<&str>) -> Vec<String> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let (child, base, lines) =
+            start_with(&self.database_url, self.dir.path(), bootstrap_key, &[]);
+        self.child = Some(child);
+        self.base = base;
+        lines
+    }
+
+    /// The revision the store is at, as `/readyz` tells it.
+    pub async fn head_revision(&self) -> u64 {
+        let a = self.call(Method::GET, "/readyz", None, None, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.body["store_revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("no store_revision: {}", a.text))
+    }
+
+    /// A call with extra request headers.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// A new member of `org` with a key of its own: `(user id, key secret)`.
+    pub async fn member_with_key(&self, org: &str, email: &str) -> (String, String) {
+        let user = self.create_user(org, email).await;
+        let key = self.create_key(org, &user).await;
+        (user, key)
+    }
+
+    /// A custom role of `org`, created by the administrator; answers its id.
+    pub async fn custom_role(&self, org: &str, name: &str, permissions: Value) -> String {
+        let a = self
+            .post(
+                "/v1/roles",
+                ADMIN_KEY,
+                Some(org),
+                serde_json::json!({"name": name, "permissions": permissions}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        id_of(&a)
+    }
+
+    /// A space of `org`, created by the administrator; answers its id.
+    pub async fn create_space(&self, org: &str, name: &str) -> String {
+        let a = self
+            .post(
+                "/v1/spaces",
+                ADMIN_KEY,
+                Some(org),
+                serde_json::json!({"name": name}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        id_of(&a)
+    }
+
+    /// A project in a space, created by the administrator; answers its id.
+    pub async fn create_project(&self, org: &str, space: &str, name: &str) -> String {
+        let a = self
+            .post(
+                "/v1/projects",
+                ADMIN_KEY,
+                Some(org),
+                serde_json::json!({"name": name, "space_id": space}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        id_of(&a)
+    }
+
+    /// Asks, as the administrator, whether a user may exercise `permission` on a resource of
+    /// `org`.
+    pub async fn allowed(
+        &self,
+        org: &str,
+        user: &str,
+        permission: &str,
+        resource_type: &str,
+        resource_id: &str,
+    ) -> bool {
+        let a = self
+            .post(
+                "/v1/check",
+                ADMIN_KEY,
+                Some(org),
+                serde_json::json!({
+                    "subject": {"type": "user", "id": user},
+                    "permission": permission,
+                    "resource": {"type": resource_type, "id": resource_id},
+                }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.body["allowed"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("no decision: {}", a.text))
+    }
+
+    /// The `total` of a list.
+    pub async fn total(&self, path: &str, key: &str, org: Option<&str>) -> u64 {
+        let a = self.get(path, key, org).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.body["total"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no total: {}", a.text))
+    }
 }
