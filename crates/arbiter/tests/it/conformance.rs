@@ -48,12 +48,15 @@ pub fn import(database_url: &str, dir: &std::path::Path, bundle: &arbiter_core::
     );
 }
 
-/// Plays every case against a server on `database_url` (a fresh store per case).
-pub async fn play_all(new_store: impl Fn(&str) -> (String, tempfile::TempDir)) {
+/// Plays every case against a server on a fresh store per case, made by `new_store`.
+pub async fn play_all<S, F>(new_store: impl Fn() -> F)
+where
+    F: std::future::Future<Output = (String, tempfile::TempDir, S)>,
+{
     let mut failures = Vec::new();
     let mut checked = 0;
     for (file, case) in cases() {
-        let (url, dir) = new_store(&case.name);
+        let (url, dir, _store) = new_store().await;
         // Start once so that the store is created and bootstrapped, then import and restart.
         let mut app = spawn_app_on(url.clone(), dir, &[]).await;
         import(&url, &app.path(), &case.bundle);
@@ -137,12 +140,25 @@ pub async fn play_all(new_store: impl Fn(&str) -> (String, tempfile::TempDir)) {
 
 #[tokio::test]
 async fn every_case_holds_over_http_on_sqlite() {
-    play_all(|_| {
+    play_all(|| async {
         let dir = tempfile::tempdir().expect("dir");
         (
             format!("sqlite://{}", dir.path().join("arbiter.db").display()),
             dir,
+            (),
         )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_case_holds_over_http_on_postgres() {
+    if postgres_database().await.is_none() {
+        return;
+    }
+    play_all(|| async {
+        let db = postgres_database().await.expect("postgres");
+        (db.url.clone(), tempfile::tempdir().expect("dir"), db)
     })
     .await;
 }

@@ -457,7 +457,9 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Answer {
-        let mut request = self.client.request(method, format!("{}{}", self.base, path));
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
@@ -564,5 +566,64 @@ impl TestApp {
         a.body["total"]
             .as_u64()
             .unwrap_or_else(|| panic!("no total: {}", a.text))
+    }
+}
+
+/// A PostgreSQL database made for one test and dropped with it.
+pub struct PgDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+/// A new database on the server `ARBITER_TEST_POSTGRES_URL` names, or `None` (with the reason
+/// printed) when it is unset.
+pub async fn postgres_database() -> Option<PgDatabase> {
+    let Ok(admin_url) = std::env::var("ARBITER_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "skipped: ARBITER_TEST_POSTGRES_URL is not set, so the PostgreSQL store is not tested"
+        );
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!("arbiter_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to ARBITER_TEST_POSTGRES_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
+    Some(PgDatabase {
+        url: format!("{base}/{name}"),
+        admin_url,
+        name,
+    })
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside the test's runtime: a small runtime of its own does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
     }
 }
