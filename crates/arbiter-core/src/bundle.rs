@@ -9,13 +9,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{Catalog, EntryFile, PREDEFINED_ROLE_PREFIX};
+use crate::catalog::{Catalog, EntryFile, ResourceType, PREDEFINED_ROLE_PREFIX};
 use crate::condition::Condition;
 use crate::error::CoreError;
+use crate::grants::map_actions;
+use crate::irn::{IrnPattern, Segment};
 use crate::model::{
-    ApiKey, ApiKeyKind, Group, GroupKind, GroupMember, Membership, MembershipStatus, Node, Object,
-    Organization, Project, Properties, Resource, Role, RoleBinding, RoleEntry, RoleKind, Space,
-    SpaceMember, SubjectRef, User,
+    ApiKey, ApiKeyKind, DeclaredType, GrantSubject, Group, GroupKind, GroupMember, Membership,
+    MembershipStatus, Node, Object, Organization, Project, Properties, Resource, ResourceGrant,
+    Role, RoleBinding, RoleEntry, RoleKind, Space, SpaceMember, SubjectRef, User,
 };
 
 /// A whole bundle.
@@ -36,6 +38,44 @@ pub struct Bundle {
     pub bindings: Vec<BundleBinding>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<BundleResource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_types: Vec<BundleResourceType>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<BundleGrant>,
+}
+
+/// A type an organization declares, or actions it adds to a built-in type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleResourceType {
+    pub organization: String,
+    pub name: String,
+    /// Ignored for a built-in type, which keeps its service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub actions: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// A resource grant: actions on an IRN or IRN pattern to a user, group or permission profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleGrant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub organization: String,
+    pub irn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A user group or a permission profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub actions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Properties::is_empty")]
+    pub criteria: Properties,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,6 +253,10 @@ pub trait Existing {
     fn group_organization(&self, id: &str) -> Option<String>;
     fn key_organization(&self, id: &str) -> Option<Option<String>>;
     fn role_organization(&self, id: &str) -> Option<Option<String>>;
+    /// The types an organization declared already.
+    fn declared_types(&self, _organization: &str) -> BTreeMap<String, ResourceType> {
+        BTreeMap::new()
+    }
 }
 
 /// Nothing exists beyond the bundle.
@@ -263,6 +307,9 @@ impl Existing for crate::index::Index {
     }
     fn role_organization(&self, id: &str) -> Option<Option<String>> {
         self.roles.get(id).map(|r| r.role.organization_id.clone())
+    }
+    fn declared_types(&self, organization: &str) -> BTreeMap<String, ResourceType> {
+        self.organization_types(organization).clone()
     }
 }
 
@@ -393,6 +440,50 @@ impl Bundle {
                 }));
             }
         }
+        let mut declared: BTreeMap<String, BTreeMap<String, ResourceType>> = BTreeMap::new();
+        for t in &self.resource_types {
+            if !has_org(&orgs, &t.organization) {
+                return Err(bad(format!(
+                    "type `{}` names unknown organization `{}`",
+                    t.name, t.organization
+                )));
+            }
+            let service = catalog
+                .resource_type(&t.name)
+                .map(|b| b.service.clone())
+                .or_else(|| t.service.clone())
+                .ok_or_else(|| bad(format!("type `{}` needs a service", t.name)))?;
+            crate::permission::Permission::parse(&format!("{}:read", t.name))?;
+            for a in &t.actions {
+                crate::permission::Permission::parse(&format!("{}:{a}", t.name))?;
+            }
+            let types = declared
+                .entry(t.organization.clone())
+                .or_insert_with(|| existing.declared_types(&t.organization));
+            let entry = types.entry(t.name.clone()).or_insert_with(|| ResourceType {
+                name: t.name.clone(),
+                service: service.clone(),
+                description: t.description.clone(),
+                actions: Default::default(),
+                organization_id: Some(t.organization.clone()),
+            });
+            entry.actions.extend(t.actions.iter().cloned());
+            out.push(Object::DeclaredType(DeclaredType {
+                organization_id: t.organization.clone(),
+                name: t.name.clone(),
+                service,
+                actions: t.actions.clone(),
+                description: t.description.clone(),
+                created_at: now,
+                updated_at: now,
+            }));
+        }
+        let types_of = |org: &str| {
+            declared
+                .get(org)
+                .cloned()
+                .unwrap_or_else(|| existing.declared_types(org))
+        };
         for r in &self.roles {
             if !has_org(&orgs, &r.organization) {
                 return Err(bad(format!(
@@ -415,8 +506,9 @@ impl Bundle {
             }
             let entries: Vec<RoleEntry> =
                 r.permissions.iter().cloned().map(RoleEntry::from).collect();
+            let org_types = types_of(&r.organization);
             for e in &entries {
-                catalog.validate(&e.permission)?;
+                catalog.validate_with(&e.permission, &org_types)?;
                 if let Some(c) = &e.condition {
                     Condition::compile(c)?;
                 }
@@ -512,6 +604,69 @@ impl Bundle {
                 project_id: r.project.clone(),
                 owner_id: r.owner.clone(),
                 properties: r.properties.clone(),
+                created_at: now,
+                updated_at: now,
+            }));
+        }
+        for g in &self.grants {
+            if !has_org(&orgs, &g.organization) {
+                return Err(bad(format!(
+                    "grant on `{}` names unknown organization `{}`",
+                    g.irn, g.organization
+                )));
+            }
+            let pattern = IrnPattern::parse(&g.irn)?;
+            let subject = match (&g.user, &g.group) {
+                (Some(u), None) if has_user(&users, u) => GrantSubject::User(u.clone()),
+                (None, Some(id))
+                    if groups.contains_key(id.as_str())
+                        || existing.group_organization(id).is_some() =>
+                {
+                    GrantSubject::Group(id.clone())
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "grant on `{}` needs one known user or group",
+                        g.irn
+                    )))
+                }
+            };
+            let org_types = types_of(&g.organization);
+            let type_actions = match pattern.resource_type() {
+                Segment::Exact(t) => {
+                    let builtin = catalog.resource_type(t).map(|x| x.actions.clone());
+                    let declared = org_types.get(t).map(|x| x.actions.clone());
+                    match (builtin, declared) {
+                        (None, None) => {
+                            return Err(bad(format!(
+                                "grant on `{}`: unknown resource type `{t}`",
+                                g.irn
+                            )))
+                        }
+                        (a, b) => Some(a.into_iter().chain(b).flatten().collect()),
+                    }
+                }
+                _ => None,
+            };
+            let actions = map_actions(type_actions.as_ref(), &g.actions)
+                .map_err(|e| bad(format!("grant on `{}`: {e}", g.irn)))?;
+            if let Some(c) = &g.condition {
+                Condition::compile(c)?;
+            }
+            let id = g.id.clone().unwrap_or_else(|| {
+                format!(
+                    "grant_{}",
+                    &hash_secret(&format!("{}|{}|{subject:?}", g.organization, g.irn))[..20]
+                )
+            });
+            out.push(Object::ResourceGrant(ResourceGrant {
+                id,
+                organization_id: g.organization.clone(),
+                irn: g.irn.clone(),
+                subject,
+                actions,
+                criteria: g.criteria.clone(),
+                condition: g.condition.clone(),
                 created_at: now,
                 updated_at: now,
             }));
@@ -799,6 +954,29 @@ impl Bundle {
                         expires_at: b.expires_at,
                     });
                 }
+                Object::ResourceGrant(g) => bundle.grants.push(BundleGrant {
+                    id: Some(g.id.clone()),
+                    organization: g.organization_id.clone(),
+                    irn: g.irn.clone(),
+                    user: match &g.subject {
+                        GrantSubject::User(u) => Some(u.clone()),
+                        GrantSubject::Group(_) => None,
+                    },
+                    group: match &g.subject {
+                        GrantSubject::Group(id) => Some(id.clone()),
+                        GrantSubject::User(_) => None,
+                    },
+                    actions: g.actions.clone(),
+                    criteria: g.criteria.clone(),
+                    condition: g.condition.clone(),
+                }),
+                Object::DeclaredType(t) => bundle.resource_types.push(BundleResourceType {
+                    organization: t.organization_id.clone(),
+                    name: t.name.clone(),
+                    service: Some(t.service.clone()),
+                    actions: t.actions.clone(),
+                    description: t.description.clone(),
+                }),
                 Object::Resource(r) => bundle.resources.push(BundleResource {
                     organization: r.organization_id.clone(),
                     resource_type: r.resource_type.clone(),

@@ -250,14 +250,25 @@ pub fn catalog_markdown(catalog: &Catalog) -> String {
     types.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
     for t in types {
         let actions: Vec<&str> = t.actions.iter().map(String::as_str).collect();
-        out.push_str(&format!("| {} | `{}` | {} | {} |\n", t.service, t.name, actions.join(", "), t.description));
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            t.service,
+            t.name,
+            actions.join(", "),
+            t.description
+        ));
     }
     out.push_str("\n## Predefined roles\n\nScope ALL unless said; TEAM: only resources in a space the holder is a member of; OWN: only resources the holder owns.\n");
     for role in &catalog.roles {
-        out.push_str(&format!("\n### `{}` ({} role)\n\n{}\n\n", role.name, match role.kind {
-            RoleKind::User => "user",
-            RoleKind::System => "system",
-        }, role.description));
+        out.push_str(&format!(
+            "\n### `{}` ({} role)\n\n{}\n\n",
+            role.name,
+            match role.kind {
+                RoleKind::User => "user",
+                RoleKind::System => "system",
+            },
+            role.description
+        ));
         let entries: Vec<String> = role
             .permissions
             .iter()
@@ -306,7 +317,10 @@ mod tests {
             std::fs::write(path, &generated).unwrap();
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(committed == generated, "docs/catalog.md is out of date: run `ARBITER_BLESS=1 cargo test -p arbiter-core`");
+        assert!(
+            committed == generated,
+            "docs/catalog.md is out of date: run `ARBITER_BLESS=1 cargo test -p arbiter-core`"
+        );
     }
 
     #[test]
@@ -314,12 +328,22 @@ mod tests {
         let catalog = Catalog::builtin().unwrap();
         let auditor = catalog.predefined_role_by_name("auditor").unwrap();
         for permission in catalog.all_permissions() {
-            let held = auditor.permissions.iter().any(|e| e.permission.covers(&permission));
-            assert_eq!(held, permission.action() == "read", "auditor and {permission}");
+            let held = auditor
+                .permissions
+                .iter()
+                .any(|e| e.permission.covers(&permission));
+            assert_eq!(
+                held,
+                permission.action() == "read",
+                "auditor and {permission}"
+            );
         }
         // A type declared later, with write actions, is still out of reach.
         let future = Permission::parse("spaceship:launch").unwrap();
-        assert!(!auditor.permissions.iter().any(|e| e.permission.covers(&future)));
+        assert!(!auditor
+            .permissions
+            .iter()
+            .any(|e| e.permission.covers(&future)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::condition::{Condition, ConditionInput};
+use crate::grants::CompiledGrant;
 use crate::index::{CompiledBinding, CompiledEntry, CompiledRole, Index, Revision};
 use crate::model::{ApiKey, ApiKeyKind, Id, Node, Properties, Scope, SubjectRef, User};
 use crate::permission::Permission;
@@ -75,11 +76,22 @@ pub struct Reason {
     pub misses: Vec<Miss>,
 }
 
-/// A role entry reached through a binding.
+/// What a decision rests on: a role entry reached through a binding (or the implicit `base`
+/// role), or a resource grant.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GrantSource {
-    pub role_id: Id,
-    pub role_name: String,
+    /// `binding`, `base` or `resource_grant`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    /// The resource grant, for `resource_grant`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<Id>,
+    /// The grant's IRN or pattern.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub irn: Option<String>,
     /// `None` for the implicit `base` role.
     pub binding_id: Option<Id>,
     /// The subject the binding is to: the user, one of its groups or keys, or a project key.
@@ -381,14 +393,47 @@ impl Evaluation<'_, '_> {
         EntryOutcome::Granted
     }
 
+    /// A resource grant that matched the resource's IRN: does it give the permission?
+    fn grant(&mut self, grant: &CompiledGrant) -> EntryOutcome {
+        if !grant.gives(self.request.permission.action()) {
+            return EntryOutcome::NotThisPermission;
+        }
+        if !grant.grant.criteria.is_empty() {
+            self.ensure_condition_input();
+            let props = self
+                .condition_input
+                .as_ref()
+                .map(|[subject, ..]| subject["properties"].clone())
+                .unwrap_or(Value::Null);
+            for (key, wanted) in &grant.grant.criteria {
+                let name = key.strip_prefix('_').unwrap_or(key);
+                if props.get(name) != Some(wanted) {
+                    return EntryOutcome::Missed(format!(
+                        "criteria: the subject's `{name}` is not {wanted}"
+                    ));
+                }
+            }
+        }
+        if let Some(condition) = &grant.condition {
+            if let Err(why) = self.condition(condition) {
+                return EntryOutcome::Missed(why);
+            }
+        }
+        EntryOutcome::Granted
+    }
+
+    fn ensure_condition_input(&mut self) {
+        if self.condition_input.is_none() {
+            self.condition_input = Some(self.build_condition_input());
+        }
+    }
+
     fn condition(&mut self, condition: &Result<Arc<Condition>, String>) -> Result<(), String> {
         let condition = match condition {
             Ok(c) => c.clone(),
             Err(e) => return Err(format!("the condition does not compile: {e}")),
         };
-        if self.condition_input.is_none() {
-            self.condition_input = Some(self.build_condition_input());
-        }
+        self.ensure_condition_input();
         let Some([subject, resource, action, context]) = &self.condition_input else {
             return Err("no condition input".to_owned());
         };
@@ -441,8 +486,11 @@ fn source(
     entry: &CompiledEntry,
 ) -> GrantSource {
     GrantSource {
-        role_id: role.role.id.clone(),
-        role_name: role.role.name.clone(),
+        kind: if binding.is_some() { "binding" } else { "base" },
+        role_id: Some(role.role.id.clone()),
+        role_name: Some(role.role.name.clone()),
+        grant_id: None,
+        irn: None,
         binding_id: binding.map(|b| b.binding.id.clone()),
         via: binding.map(|b| b.binding.subject.clone()),
         resource_type: node.binding_type().to_string(),
@@ -550,6 +598,50 @@ pub fn decide(
         }
     }
 
+    // Resource grants to the user, its groups and its profiles whose pattern matches the
+    // resource's IRN, in the organization of the check.
+    let asked = request.permission;
+    let same_type = asked.resource_type() == target.resource_type
+        || asked.resource_type() == crate::permission::WILDCARD;
+    if let (true, Some(org)) = (same_type, target.organization_id.as_deref()) {
+        if let Some(service) = index.type_service(org, &target.resource_type) {
+            for subject_ref in &subject.refs {
+                let Some(patterns) = index.grants_by_subject.get(subject_ref) else {
+                    continue;
+                };
+                let mut found: Vec<Arc<CompiledGrant>> = Vec::new();
+                patterns.visit(service, &target.resource_type, &target.id, &mut |g| {
+                    if g.grant.organization_id == org {
+                        found.push(g.clone());
+                    }
+                });
+                for grant in found {
+                    let grant_source = || GrantSource {
+                        kind: "resource_grant",
+                        role_id: None,
+                        role_name: None,
+                        grant_id: Some(grant.grant.id.clone()),
+                        irn: Some(grant.grant.irn.clone()),
+                        binding_id: None,
+                        via: Some(subject_ref.clone()),
+                        resource_type: "RESOURCE".to_owned(),
+                        resource_id: Some(grant.grant.irn.clone()),
+                        permission: asked.clone(),
+                        scope: Scope::All,
+                    };
+                    match eval.grant(&grant) {
+                        EntryOutcome::Granted => return allow(index, grant_source(), request),
+                        EntryOutcome::Missed(why) if explain => misses.push(Miss {
+                            source: grant_source(),
+                            why,
+                        }),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
     Decision {
         allowed: false,
         revision: index.revision,
@@ -561,10 +653,18 @@ pub fn decide(
                 )
             } else {
                 let first = &misses[0];
-                format!(
-                    "role `{}` grants `{}` with scope {} but {}",
-                    first.source.role_name, first.source.permission, first.source.scope, first.why
-                )
+                match (&first.source.role_name, &first.source.irn) {
+                    (Some(role), _) => format!(
+                        "role `{role}` grants `{}` with scope {} but {}",
+                        first.source.permission, first.source.scope, first.why
+                    ),
+                    (None, irn) => format!(
+                        "a grant on `{}` gives `{}` but {}",
+                        irn.as_deref().unwrap_or_default(),
+                        first.source.permission,
+                        first.why
+                    ),
+                }
             },
             granted_by: None,
             misses,
@@ -577,16 +677,23 @@ fn allow(index: &Index, granted_by: GrantSource, request: &CheckRequest<'_>) -> 
         allowed: true,
         revision: index.revision,
         reason: request.explain.then(|| Reason {
-            message: format!(
-                "role `{}` grants `{}` with scope {} on {}",
-                granted_by.role_name,
-                granted_by.permission,
-                granted_by.scope,
-                match &granted_by.resource_id {
-                    Some(id) => format!("{} {id}", granted_by.resource_type.to_lowercase()),
-                    None => "the platform".to_owned(),
-                }
-            ),
+            message: match &granted_by.role_name {
+                Some(role) => format!(
+                    "role `{role}` grants `{}` with scope {} on {}",
+                    granted_by.permission,
+                    granted_by.scope,
+                    match &granted_by.resource_id {
+                        Some(id) => format!("{} {id}", granted_by.resource_type.to_lowercase()),
+                        None => "the platform".to_owned(),
+                    }
+                ),
+                None => format!(
+                    "grant `{}` gives `{}` on `{}`",
+                    granted_by.grant_id.as_deref().unwrap_or_default(),
+                    granted_by.permission,
+                    granted_by.irn.as_deref().unwrap_or_default()
+                ),
+            },
             granted_by: Some(granted_by),
             misses: Vec::new(),
         }),

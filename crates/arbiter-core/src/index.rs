@@ -5,15 +5,16 @@
 //! the result; readers keep using the snapshot they took. Cloning copies the maps' tables, not the
 //! objects, which are shared behind `Arc`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
+use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::Condition;
+use crate::grants::{CompiledGrant, PatternIndex};
 use crate::model::{
-    pair_key, resource_key, ApiKey, Group, GroupMember, Id, Membership, Object, ObjectKey,
-    ObjectKind, Op, Organization, Project, Resource, Role, RoleBinding, RoleEntry, Scope, Space,
-    SpaceMember, SubjectRef, User,
+    pair_key, resource_key, ApiKey, DeclaredType, Group, GroupMember, Id, Membership, Object,
+    ObjectKey, ObjectKind, Op, Organization, Project, Resource, Role, RoleBinding, RoleEntry,
+    Scope, Space, SpaceMember, SubjectRef, User,
 };
 use crate::permission::Permission;
 
@@ -98,6 +99,14 @@ pub struct Index {
     /// Hex SHA-256 of a secret → key id.
     pub key_by_hash: HashMap<String, Id>,
     pub user_keys: HashMap<Id, BTreeSet<Id>>,
+    /// Resource grants by id.
+    pub grants: HashMap<Id, Arc<CompiledGrant>>,
+    /// Each subject's grants, indexed by pattern.
+    pub grants_by_subject: HashMap<SubjectRef, Arc<PatternIndex>>,
+    /// Types declared (or extended) by each organization.
+    pub declared_types: HashMap<Id, BTreeMap<String, ResourceType>>,
+    /// The stored declarations, for export.
+    pub declarations: HashMap<String, Arc<DeclaredType>>,
     /// Predefined and custom roles by id.
     pub roles: HashMap<Id, Arc<CompiledRole>>,
     pub bindings: HashMap<Id, Arc<CompiledBinding>>,
@@ -158,6 +167,10 @@ impl Index {
             api_keys: HashMap::new(),
             key_by_hash: HashMap::new(),
             user_keys: HashMap::new(),
+            grants: HashMap::new(),
+            grants_by_subject: HashMap::new(),
+            declared_types: HashMap::new(),
+            declarations: HashMap::new(),
             roles,
             bindings: HashMap::new(),
             bindings_by_subject: HashMap::new(),
@@ -308,6 +321,21 @@ impl Index {
                     Arc::new(r),
                 );
             }
+            Object::ResourceGrant(g) => {
+                let compiled = Arc::new(CompiledGrant::new(g));
+                let subject = compiled.grant.subject.as_subject_ref();
+                Arc::make_mut(self.grants_by_subject.entry(subject).or_default())
+                    .insert(compiled.clone());
+                self.grants.insert(compiled.grant.id.clone(), compiled);
+            }
+            Object::DeclaredType(d) => {
+                let declaration = Arc::new(d);
+                self.declarations.insert(
+                    pair_key(&declaration.organization_id, &declaration.name),
+                    declaration,
+                );
+                self.rebuild_declared_types();
+            }
         }
     }
 
@@ -376,6 +404,99 @@ impl Index {
             ObjectKind::Resource => {
                 self.resources.remove(id);
             }
+            ObjectKind::ResourceGrant => {
+                if let Some(g) = self.grants.remove(id) {
+                    let subject = g.grant.subject.as_subject_ref();
+                    if let Some(index) = self.grants_by_subject.get_mut(&subject) {
+                        Arc::make_mut(index).remove(&g);
+                        if index.is_empty() {
+                            self.grants_by_subject.remove(&subject);
+                        }
+                    }
+                }
+            }
+            ObjectKind::DeclaredType => {
+                if self.declarations.remove(id).is_some() {
+                    self.rebuild_declared_types();
+                }
+            }
+        }
+    }
+
+    /// Recomputes each organization's view of its declared types: a declaration of a built-in
+    /// type adds actions to it and keeps its service.
+    fn rebuild_declared_types(&mut self) {
+        let mut types: HashMap<Id, BTreeMap<String, ResourceType>> = HashMap::new();
+        for d in self.declarations.values() {
+            let service = self
+                .catalog
+                .resource_type(&d.name)
+                .map_or_else(|| d.service.clone(), |t| t.service.clone());
+            let entry = types
+                .entry(d.organization_id.clone())
+                .or_default()
+                .entry(d.name.clone())
+                .or_insert_with(|| ResourceType {
+                    name: d.name.clone(),
+                    service,
+                    description: d.description.clone(),
+                    actions: Default::default(),
+                    organization_id: Some(d.organization_id.clone()),
+                });
+            entry.actions.extend(d.actions.iter().cloned());
+        }
+        self.declared_types = types;
+    }
+
+    /// The types an organization declared or extended.
+    pub fn organization_types(&self, organization_id: &str) -> &BTreeMap<String, ResourceType> {
+        static EMPTY: BTreeMap<String, ResourceType> = BTreeMap::new();
+        self.declared_types.get(organization_id).unwrap_or(&EMPTY)
+    }
+
+    /// The service a type belongs to in an organization: built-in first, then declared.
+    pub fn type_service(&self, organization_id: &str, resource_type: &str) -> Option<&str> {
+        self.catalog
+            .resource_type(resource_type)
+            .map(|t| t.service.as_str())
+            .or_else(|| {
+                self.organization_types(organization_id)
+                    .get(resource_type)
+                    .map(|t| t.service.as_str())
+            })
+    }
+
+    /// The actions a type has in an organization (built-in and declared).
+    pub fn type_actions(
+        &self,
+        organization_id: &str,
+        resource_type: &str,
+    ) -> Option<BTreeSet<String>> {
+        let builtin = self
+            .catalog
+            .resource_type(resource_type)
+            .map(|t| t.actions.clone());
+        let declared = self
+            .organization_types(organization_id)
+            .get(resource_type)
+            .map(|t| t.actions.clone());
+        match (builtin, declared) {
+            (None, None) => None,
+            (a, b) => Some(a.into_iter().chain(b).flatten().collect()),
+        }
+    }
+
+    /// Validates a permission against the catalog and the organization's declared types.
+    pub fn validate_permission(
+        &self,
+        organization_id: Option<&str>,
+        permission: &crate::permission::Permission,
+    ) -> Result<(), crate::CoreError> {
+        match organization_id {
+            Some(org) => self
+                .catalog
+                .validate_with(permission, self.organization_types(org)),
+            None => self.catalog.validate(permission),
         }
     }
 

@@ -141,6 +141,16 @@ impl Segment {
     }
 }
 
+fn segment_covers(outer: &Segment, inner: &Segment) -> bool {
+    match (outer, inner) {
+        (Segment::Any, _) => true,
+        (Segment::Prefix(p), Segment::Prefix(q)) => q.starts_with(p.as_str()),
+        (Segment::Prefix(p), Segment::Exact(e)) => e.starts_with(p.as_str()),
+        (Segment::Exact(a), Segment::Exact(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// An IRN pattern such as `aisvc:agent:*` or `aisvc:*:team-*`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct IrnPattern {
@@ -208,6 +218,14 @@ impl IrnPattern {
     /// The id segment.
     pub fn id(&self) -> &Segment {
         &self.id
+    }
+
+    /// True when every IRN `other` matches is matched by `self` too (so holding something on
+    /// `self` means holding it on `other`).
+    pub fn covers(&self, other: &IrnPattern) -> bool {
+        segment_covers(&self.service, &other.service)
+            && segment_covers(&self.resource_type, &other.resource_type)
+            && segment_covers(&self.id, &other.id)
     }
 
     /// The pattern as written.
@@ -299,6 +317,18 @@ mod tests {
     }
 
     #[test]
+    fn covering() {
+        let p = |t: &str| IrnPattern::parse(t).unwrap();
+        assert!(p("aisvc:agent:*").covers(&p("aisvc:agent:7")));
+        assert!(p("aisvc:agent:*").covers(&p("aisvc:agent:team-*")));
+        assert!(p("aisvc:agent:team-*").covers(&p("aisvc:agent:team-a*")));
+        assert!(!p("aisvc:agent:team-*").covers(&p("aisvc:agent:*")));
+        assert!(!p("aisvc:agent:7").covers(&p("aisvc:agent:*")));
+        assert!(!p("aisvc:agent:*").covers(&p("aisvc:*:*")));
+        assert!(p("*:*:*").covers(&p("aisvc:*:x")));
+    }
+
+    #[test]
     fn star_in_an_irn_is_plain() {
         let irn = Irn::parse("aisvc:agent:*").unwrap();
         assert_eq!(irn.id(), "*");
@@ -342,6 +372,21 @@ mod tests {
             let pattern = IrnPattern::parse(&format!("{s}:{t}:{prefix}*")).unwrap();
             let irn = Irn::parse(&format!("{s}:{t}:{i}")).unwrap();
             prop_assert_eq!(pattern.matches(&irn), i.starts_with(&prefix));
+        }
+
+        /// If `a` covers `b`, every IRN that `b` matches, `a` matches.
+        #[test]
+        fn covering_is_sound(
+            a in ("(x|\\*|x\\*)", "(t|\\*)", "(1|12|1\\*|\\*)"),
+            b in ("(x|xy|\\*|x\\*)", "(t|u|\\*)", "(1|12|1\\*|12\\*|\\*)"),
+            irn in ("(x|xy)", "(t|u)", "(1|12|123|2)"),
+        ) {
+            let pa = IrnPattern::parse(&format!("{}:{}:{}", a.0, a.1, a.2)).unwrap();
+            let pb = IrnPattern::parse(&format!("{}:{}:{}", b.0, b.1, b.2)).unwrap();
+            let irn = Irn::parse(&format!("{}:{}:{}", irn.0, irn.1, irn.2)).unwrap();
+            if pa.covers(&pb) && pb.matches(&irn) {
+                prop_assert!(pa.matches(&irn));
+            }
         }
 
         #[test]

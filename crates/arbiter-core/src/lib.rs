@@ -12,6 +12,7 @@ pub mod condition;
 pub mod conformance;
 pub mod engine;
 pub mod error;
+pub mod grants;
 pub mod index;
 pub mod irn;
 pub mod model;

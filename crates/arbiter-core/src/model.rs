@@ -363,6 +363,57 @@ pub struct Resource {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Who a resource grant is to: a user, a user group or a permission profile (both groups).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum GrantSubject {
+    User(Id),
+    Group(Id),
+}
+
+impl GrantSubject {
+    /// The same subject as a binding subject, to find it in the index.
+    pub fn as_subject_ref(&self) -> SubjectRef {
+        match self {
+            GrantSubject::User(id) => SubjectRef::User(id.clone()),
+            GrantSubject::Group(id) => SubjectRef::Group(id.clone()),
+        }
+    }
+}
+
+/// Actions given directly to a subject on an IRN or IRN pattern inside one organization (the
+/// `_namespace`), with optional criteria on the subject and an optional CEL condition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceGrant {
+    pub id: Id,
+    pub organization_id: Id,
+    /// The IRN or IRN pattern, as written.
+    pub irn: String,
+    pub subject: GrantSubject,
+    /// Catalog actions of the IRN's type (`read`, `edit`...), or `*` for all of them.
+    pub actions: Vec<String>,
+    /// `_key: value` pairs that must equal the subject's property `key`.
+    #[serde(default)]
+    pub criteria: Properties,
+    #[serde(default)]
+    pub condition: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A resource type declared by an organization, or actions it added to a built-in type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeclaredType {
+    pub organization_id: Id,
+    pub name: String,
+    pub service: String,
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Every kind of stored object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -379,6 +430,8 @@ pub enum ObjectKind {
     Role,
     RoleBinding,
     Resource,
+    ResourceGrant,
+    DeclaredType,
 }
 
 impl ObjectKind {
@@ -397,6 +450,8 @@ impl ObjectKind {
             ObjectKind::Role => "role",
             ObjectKind::RoleBinding => "role_binding",
             ObjectKind::Resource => "resource",
+            ObjectKind::ResourceGrant => "resource_grant",
+            ObjectKind::DeclaredType => "declared_type",
         }
     }
 }
@@ -424,6 +479,8 @@ pub enum Object {
     Role(Role),
     RoleBinding(RoleBinding),
     Resource(Resource),
+    ResourceGrant(ResourceGrant),
+    DeclaredType(DeclaredType),
 }
 
 /// The key of a membership-like pair.
@@ -458,6 +515,11 @@ impl Object {
                 ObjectKind::Resource,
                 resource_key(&o.organization_id, &o.resource_type, &o.id),
             ),
+            Object::ResourceGrant(o) => (ObjectKind::ResourceGrant, o.id.clone()),
+            Object::DeclaredType(o) => (
+                ObjectKind::DeclaredType,
+                pair_key(&o.organization_id, &o.name),
+            ),
         };
         ObjectKey { kind, id }
     }
@@ -477,6 +539,8 @@ impl Object {
             Object::Role(o) => o.organization_id.as_deref(),
             Object::RoleBinding(o) => o.organization_id.as_deref(),
             Object::Resource(o) => Some(&o.organization_id),
+            Object::ResourceGrant(o) => Some(&o.organization_id),
+            Object::DeclaredType(o) => Some(&o.organization_id),
         }
     }
 
@@ -516,6 +580,15 @@ impl Object {
                 g.kind,
                 g.name.to_lowercase()
             )],
+            Object::ResourceGrant(g) => vec![format!(
+                "grant/{}/{}/{}",
+                g.organization_id,
+                g.irn,
+                match &g.subject {
+                    GrantSubject::User(id) => format!("user/{id}"),
+                    GrantSubject::Group(id) => format!("group/{id}"),
+                }
+            )],
             _ => Vec::new(),
         }
     }
@@ -524,7 +597,10 @@ impl Object {
 /// One change of a write: put (create or replace) an object, or delete one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-#[expect(clippy::large_enum_variant, reason = "ops live only for the length of one write; boxing would add an allocation per put")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "ops live only for the length of one write; boxing would add an allocation per put"
+)]
 pub enum Op {
     Put { object: Object },
     Delete { key: ObjectKey },

@@ -9,7 +9,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Membership, MembershipStatus, Node, Object, Organization, Project, Resource, Role, RoleBinding, RoleEntry, Scope, Space, SubjectRef, User};
+use crate::model::{
+    Membership, MembershipStatus, Node, Object, Organization, Project, Resource, Role, RoleBinding,
+    RoleEntry, Scope, Space, SubjectRef, User,
+};
 use crate::permission::Permission;
 
 /// The organization of the workload.
@@ -17,7 +20,18 @@ pub const ORG: &str = "bench-org";
 const SPACES: usize = 10;
 const PROJECTS: usize = 100;
 const ROLES: usize = 10;
-const TYPES: [&str; 10] = ["model", "dataset", "job", "raw_data", "metric_query", "alert_rule", "alert", "insight", "tag", "enrichment_config"];
+const TYPES: [&str; 10] = [
+    "model",
+    "dataset",
+    "job",
+    "raw_data",
+    "metric_query",
+    "alert_rule",
+    "alert",
+    "insight",
+    "tag",
+    "enrichment_config",
+];
 const ACTIONS: [&str; 4] = ["read", "write", "delete", "resolve"];
 
 /// A small, fast, deterministic generator (xorshift64*).
@@ -71,16 +85,35 @@ pub struct Workload {
 
 /// Every permission the workload uses: the product of its types and actions.
 fn all_permissions() -> Vec<Permission> {
-    TYPES.iter().flat_map(|t| ACTIONS.iter().filter_map(move |a| Permission::parse(&format!("{t}:{a}")).ok())).collect()
+    TYPES
+        .iter()
+        .flat_map(|t| {
+            ACTIONS
+                .iter()
+                .filter_map(move |a| Permission::parse(&format!("{t}:{a}")).ok())
+        })
+        .collect()
 }
 
 /// Generates the workload for `users` users with `checks` checks.
 pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
     let mut rng = Rng::new(seed);
     let now: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
-    let mut objects = vec![Object::Organization(Organization { id: ORG.to_owned(), name: ORG.to_owned(), created_at: now, updated_at: now })];
+    let mut objects = vec![Object::Organization(Organization {
+        id: ORG.to_owned(),
+        name: ORG.to_owned(),
+        created_at: now,
+        updated_at: now,
+    })];
     for s in 0..SPACES {
-        objects.push(Object::Space(Space { id: format!("s{s}"), organization_id: ORG.to_owned(), name: format!("s{s}"), description: String::new(), created_at: now, updated_at: now }));
+        objects.push(Object::Space(Space {
+            id: format!("s{s}"),
+            organization_id: ORG.to_owned(),
+            name: format!("s{s}"),
+            description: String::new(),
+            created_at: now,
+            updated_at: now,
+        }));
     }
     for p in 0..PROJECTS {
         objects.push(Object::Project(Project {
@@ -119,7 +152,15 @@ pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
             name: format!("r{r}"),
             description: String::new(),
             kind: Default::default(),
-            permissions: perms.iter().cloned().map(|p| RoleEntry { permission: p, scope: Scope::All, condition: None }).collect(),
+            permissions: perms
+                .iter()
+                .cloned()
+                .map(|p| RoleEntry {
+                    permission: p,
+                    scope: Scope::All,
+                    condition: None,
+                })
+                .collect(),
             is_predefined: false,
             created_at: now,
             updated_at: now,
@@ -130,15 +171,32 @@ pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
     let mut bindings = 0;
     for u in 0..users {
         let user_id = format!("u{u}");
-        objects.push(Object::User(User { id: user_id.clone(), email: format!("u{u}@bench.test"), name: None, external_ids: Vec::new(), properties: Default::default(), created_at: now, updated_at: now }));
-        objects.push(Object::Membership(Membership { organization_id: ORG.to_owned(), user_id: user_id.clone(), status: MembershipStatus::Active, created_at: now }));
+        objects.push(Object::User(User {
+            id: user_id.clone(),
+            email: format!("u{u}@bench.test"),
+            name: None,
+            external_ids: Vec::new(),
+            properties: Default::default(),
+            created_at: now,
+            updated_at: now,
+        }));
+        objects.push(Object::Membership(Membership {
+            organization_id: ORG.to_owned(),
+            user_id: user_id.clone(),
+            status: MembershipStatus::Active,
+            created_at: now,
+        }));
         let count = 5 + rng.below(11);
         for b in 0..count {
             let role = rng.below(ROLES);
             // One binding in ten is on the whole organization.
             let on_org = rng.below(10) == 0;
             let project = rng.below(PROJECTS);
-            let node = if on_org { Node::Organization(ORG.to_owned()) } else { Node::Project(format!("p{project}")) };
+            let node = if on_org {
+                Node::Organization(ORG.to_owned())
+            } else {
+                Node::Project(format!("p{project}"))
+            };
             objects.push(Object::RoleBinding(RoleBinding {
                 id: format!("b{u}-{b}"),
                 role_id: format!("r{role}"),
@@ -151,9 +209,16 @@ pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
                 updated_at: now,
             }));
             bindings += 1;
-            let projects: Vec<usize> = if on_org { (0..PROJECTS).collect() } else { vec![project] };
+            let projects: Vec<usize> = if on_org {
+                (0..PROJECTS).collect()
+            } else {
+                vec![project]
+            };
             for p in projects {
-                baseline.entry((u as u32, p as u32)).or_default().extend(role_permissions[role].iter().cloned());
+                baseline
+                    .entry((u as u32, p as u32))
+                    .or_default()
+                    .extend(role_permissions[role].iter().cloned());
             }
         }
     }
@@ -173,11 +238,30 @@ pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
             _ => all[rng.below(all.len())].clone(),
         };
         let expected = held.is_some_and(|s| s.contains(&permission));
-        stream.push(WorkloadCheck { user, user_id: format!("u{user}"), permission, project, model_id: format!("m{project}"), expected });
+        stream.push(WorkloadCheck {
+            user,
+            user_id: format!("u{user}"),
+            permission,
+            project,
+            model_id: format!("m{project}"),
+            expected,
+        });
     }
     let baseline_strings = baseline
         .iter()
-        .map(|((u, p), set)| (format!("u{u}/p{p}"), set.iter().map(ToString::to_string).collect()))
+        .map(|((u, p), set)| {
+            (
+                format!("u{u}/p{p}"),
+                set.iter().map(ToString::to_string).collect(),
+            )
+        })
         .collect();
-    Workload { objects, bindings, checks: stream, baseline, baseline_strings, role_permissions }
+    Workload {
+        objects,
+        bindings,
+        checks: stream,
+        baseline,
+        baseline_strings,
+        role_permissions,
+    }
 }

@@ -69,8 +69,8 @@ fn every_case_holds_against_the_engine() {
                 let subject = expected.subject_query().unwrap();
                 let resource = expected.resource_query().unwrap();
                 let permission = Permission::parse(&expected.permission).unwrap();
-                catalog
-                    .validate(&permission)
+                index
+                    .validate_permission(Some(&expected.organization), &permission)
                     .unwrap_or_else(|e| panic!("{file}: {e}"));
                 let decision = check(
                     &index,

@@ -41,7 +41,8 @@ pub async fn authorize(
     JsonBody(body): JsonBody<Authorize>,
 ) -> Result<Json<Value>, ApiError> {
     let permission = Permission::parse(&body.permission)?;
-    ctx.index().catalog.validate(&permission)?;
+    ctx.index()
+        .validate_permission(Some(ctx.org_id()), &permission)?;
     let role = ctx
         .index()
         .role_in(Some(ctx.org_id()), &body.role_id)

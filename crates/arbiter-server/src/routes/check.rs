@@ -109,7 +109,7 @@ struct Parsed {
 
 fn parse(ctx: &Ctx, index: &Index, body: CheckBody) -> Result<Parsed, ApiError> {
     let permission = Permission::parse(&body.permission)?;
-    index.catalog.validate(&permission)?;
+    index.validate_permission(Some(ctx.org_id()), &permission)?;
     let (subject, subject_properties) = match body.subject {
         None => (ctx.caller.subject(), Properties::new()),
         Some(s) => {

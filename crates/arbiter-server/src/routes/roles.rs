@@ -69,7 +69,8 @@ pub fn entries(ctx: &Ctx, permissions: &[EntryFile]) -> Result<Vec<RoleEntry>, A
     }
     let mut out: Vec<RoleEntry> = Vec::new();
     for entry in permissions.iter().cloned().map(RoleEntry::from) {
-        ctx.index().catalog.validate(&entry.permission)?;
+        ctx.index()
+            .validate_permission(Some(ctx.org_id()), &entry.permission)?;
         if let Some(c) = &entry.condition {
             Condition::compile(c)?;
         }
