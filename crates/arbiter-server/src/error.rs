@@ -17,6 +17,10 @@ pub enum ApiError {
     InvalidBody(String),
     #[error("the body must be sent with `Content-Type: application/json`")]
     UnsupportedContentType,
+    #[error("the query string does not fit the request: {0}")]
+    InvalidQuery(String),
+    #[error("the path does not fit the request: {0}")]
+    InvalidPath(String),
     #[error("the body nests deeper than {0} levels")]
     TooDeep(usize),
     #[error("the body is larger than the limit of {0} bytes")]
@@ -87,6 +91,8 @@ impl ApiError {
             ApiError::UnsupportedContentType => {
                 (StatusCode::BAD_REQUEST, "unsupported_content_type")
             }
+            ApiError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ApiError::InvalidPath(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
             ApiError::TooDeep(_) => (StatusCode::BAD_REQUEST, "too_deep"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),

@@ -34,7 +34,7 @@ async fn no_route() -> ApiError {
 async fn audit_events(
     State(state): State<Arc<AppState>>,
     ctx: extract::Ctx,
-    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+    extract::Query(q): extract::Query<AuditQuery>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     ctx.require_in_org("audit:read")?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -148,6 +148,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/api-keys/{id}/rotate", post(api_keys::rotate))
         .route("/permissions/catalog", get(catalog::get))
+        .route("/resource-types", post(catalog::declare))
+        .route("/permissions", put(grants::put).get(grants::list))
+        .route("/permissions/{id}", axum::routing::delete(grants::delete))
         .route("/resources", get(resources::list))
         .route(
             "/resources/{type}/{id}",

@@ -495,6 +495,34 @@ routes![
         "Admin writes: who, what, when, before and after",
         "audit:read"
     ),
+    (
+        "POST",
+        "/v1/resource-types",
+        "catalog",
+        "Declare a resource type, or add actions to one, in the organization",
+        "custom_roles:write"
+    ),
+    (
+        "PUT",
+        "/v1/permissions",
+        "resource grants",
+        "Create or replace resource grants (aisvc wire format), answered per item",
+        "permission:write, or SHARE on the IRN; and every action given"
+    ),
+    (
+        "GET",
+        "/v1/permissions",
+        "resource grants",
+        "List resource grants of a namespace",
+        "permission:read"
+    ),
+    (
+        "DELETE",
+        "/v1/permissions/{id}",
+        "resource grants",
+        "Delete a resource grant",
+        "permission:delete, or SHARE on its IRN"
+    ),
 ];
 
 fn method(text: &str) -> HttpMethod {
@@ -565,6 +593,9 @@ mod tests {
             std::fs::write(path, &generated).unwrap();
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(committed == generated, "openapi.json is out of date: run `ARBITER_BLESS=1 cargo test -p arbiter-server`");
+        assert!(
+            committed == generated,
+            "openapi.json is out of date: run `ARBITER_BLESS=1 cargo test -p arbiter-server`"
+        );
     }
 }

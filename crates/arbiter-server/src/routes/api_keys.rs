@@ -7,7 +7,7 @@ use arbiter_core::bundle::hash_secret;
 use arbiter_core::catalog::PROJECT_KEY_ROLE;
 use arbiter_core::index::Index;
 use arbiter_core::model::{ApiKey, ApiKeyKind, Node, Object, Op, RoleBinding, SubjectRef};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::bindings::require_holds_role;
 use super::{json_of, new_id, valid_name, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{organization_of, Caller, Ctx, JsonBody, ORGANIZATION_HEADER};
+use crate::extract::{organization_of, Caller, Ctx, JsonBody, Path, Query, ORGANIZATION_HEADER};
 use crate::keys;
 use crate::state::{AppState, Prepared};
 

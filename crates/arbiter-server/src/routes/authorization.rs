@@ -2,13 +2,12 @@
 //! "authorize a permission for a role"). Any member may ask.
 
 use arbiter_core::permission::Permission;
-use axum::extract::Query;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::{Ctx, JsonBody};
+use crate::extract::{Ctx, JsonBody, Query};
 
 #[derive(Deserialize)]
 pub struct RoleQuery {

@@ -10,7 +10,7 @@ use arbiter_core::model::{
     ApiKeyKind, BindingResourceType, Node, Object, ObjectKey, ObjectKind, Op, RoleBinding,
     RoleKind, SubjectRef,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::{json_of, new_id, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{resource, Ctx, JsonBody};
+use crate::extract::{resource, Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
 /// The organization and resource a check about a node is made with.

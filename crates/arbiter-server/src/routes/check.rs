@@ -190,6 +190,15 @@ fn is_caller(ctx: &Ctx, subject: &SubjectQuery) -> bool {
     }
 }
 
+/// 403 unless the caller holds `check:execute`: in the organization, or for a project key (whose
+/// `project_key` role is bound on its project) in its project.
+fn require_check_execute(ctx: &Ctx) -> Result<(), ApiError> {
+    match (&ctx.caller.user, ctx.caller.key.project_id.as_deref()) {
+        (None, Some(project)) => ctx.require("check:execute", "project", project),
+        _ => ctx.require_in_org("check:execute"),
+    }
+}
+
 fn decide(ctx: &Ctx, index: &Index, p: &Parsed) -> Decision {
     engine::check(
         index,
@@ -226,7 +235,7 @@ pub async fn check(
 ) -> Result<Json<CheckAnswer>, ApiError> {
     let parsed = parse(&ctx, ctx.index(), body)?;
     if !is_caller(&ctx, &parsed.subject) {
-        ctx.require_in_org("check:execute")?;
+        require_check_execute(&ctx)?;
     }
     let index = index_for(&state, &ctx, parsed.at_least).await?;
     Ok(Json(decide(&ctx, &index, &parsed).into()))
@@ -264,7 +273,7 @@ pub async fn batch(
         .flatten()
         .any(|p| !is_caller(&ctx, &p.subject))
     {
-        ctx.require_in_org("check:execute")?;
+        require_check_execute(&ctx)?;
     }
     let at_least = parsed.iter().flatten().filter_map(|p| p.at_least).max();
     let index = index_for(&state, &ctx, at_least).await?;

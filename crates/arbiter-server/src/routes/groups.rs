@@ -7,7 +7,7 @@ use arbiter_core::index::Index;
 use arbiter_core::model::{
     pair_key, Group, GroupKind, GroupMember, Object, ObjectKey, ObjectKind, Op, SubjectRef,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::{json_of, new_id, valid_name, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{Ctx, JsonBody};
+use crate::extract::{Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
 fn what(kind: GroupKind) -> &'static str {

@@ -6,6 +6,7 @@ pub mod authorization;
 pub mod bindings;
 pub mod catalog;
 pub mod check;
+pub mod grants;
 pub mod groups;
 pub mod health;
 pub mod organizations;
@@ -47,8 +48,29 @@ pub fn written(status: StatusCode, revision: Revision, body: impl Serialize) -> 
 /// `?offset=&limit=` of every list.
 #[derive(Debug, Default, Deserialize)]
 pub struct Paging {
+    #[serde(default, deserialize_with = "count")]
     pub offset: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
     pub limit: Option<u64>,
+}
+
+/// A count given as a number or as text: a query string flattened into a filter reaches serde
+/// as text only.
+fn count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Count {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Count>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Count::Number(n)) => Ok(Some(n)),
+        Some(Count::Text(t)) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{t}` is not a non-negative integer"))),
+    }
 }
 
 /// The default and largest page sizes.

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use arbiter_core::model::{ApiKey, Membership, MembershipStatus, Object, Op, Organization};
-use axum::extract::{Path, Query, State};
+use arbiter_core::permission::Permission;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::{json_of, new_id, valid_name, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{organization_of, Caller, Ctx, JsonBody};
+use crate::extract::{organization_of, resource, Caller, Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
 fn org_ctx(caller: Caller, id: &str) -> Result<Ctx, ApiError> {
@@ -163,7 +164,26 @@ pub struct UserRef {
     user_id: String,
 }
 
-/// `PATCH /v1/organizations/{id}/users`: add existing users as members; `user:write`.
+/// True when the caller may read the user: on the platform, or in one of the user's
+/// organizations.
+fn user_visible(caller: &Caller, user_id: &str) -> bool {
+    let Ok(read) = Permission::parse("user:read") else {
+        return false;
+    };
+    let target = resource("user", user_id);
+    caller.index.users.contains_key(user_id)
+        && (caller.holds_on_platform("user:read")
+            || caller
+                .index
+                .user_organizations
+                .get(user_id)
+                .into_iter()
+                .flatten()
+                .any(|org| caller.decide(Some(org), &read, &target).allowed))
+}
+
+/// `PATCH /v1/organizations/{id}/users`: add existing users as members; `user:write`, and
+/// `user:read` on each user in one of its organizations (or on the platform).
 pub async fn add_users(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -174,6 +194,16 @@ pub async fn add_users(
     ctx.require_in_org("user:write")?;
     if body.users.is_empty() {
         return Err(ApiError::field("users", "must list at least one user"));
+    }
+    // A user of organizations the caller cannot read users in is none of its business: 404,
+    // as if it did not exist.
+    for u in &body.users {
+        if !user_visible(&ctx.caller, &u.user_id) {
+            return Err(ApiError::NotFound {
+                what: "user",
+                id: u.user_id.clone(),
+            });
+        }
     }
     let (members, revision) = state
         .write(|index| {

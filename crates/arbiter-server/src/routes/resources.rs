@@ -8,7 +8,7 @@ use arbiter_core::model::{
     resource_key, Node, Object, ObjectKey, ObjectKind, Op, Properties, Resource,
 };
 use arbiter_core::permission::Permission;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::spaces::bindings_on;
 use super::{json_of, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{resource, Ctx, JsonBody};
+use crate::extract::{resource, Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
 /// Types that name Arbiter's own objects and cannot be registered.
@@ -76,7 +76,16 @@ pub async fn put(
             "must hold 1 to 512 characters and no control characters",
         ));
     }
-    ctx.require("resource:write", &resource_type, &id)?;
+    // A registered resource is checked where it lies now. A new one placed in a project lies
+    // under that project, where the check below is made; one with no project, in the
+    // organization.
+    let registered = ctx
+        .index()
+        .resource(ctx.org_id(), &resource_type, &id)
+        .is_some();
+    if registered || body.project_id.is_none() {
+        ctx.require("resource:write", &resource_type, &id)?;
+    }
     if let Some(project) = &body.project_id {
         super::projects::find(&ctx, ctx.index(), project)?;
         ctx.require("resource:write", "project", project)?;

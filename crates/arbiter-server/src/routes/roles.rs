@@ -6,7 +6,7 @@ use arbiter_core::catalog::EntryFile;
 use arbiter_core::condition::Condition;
 use arbiter_core::index::Index;
 use arbiter_core::model::{Node, Object, ObjectKey, ObjectKind, Op, Role, RoleEntry, RoleKind};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::bindings::require_holds_entries;
 use super::{json_of, new_id, valid_name, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{Ctx, JsonBody};
+use crate::extract::{Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
 #[derive(Deserialize)]
@@ -123,7 +123,8 @@ pub async fn create(
         .write(|_| {
             let now = Utc::now();
             let role = Role {
-                id: new_id("role"),
+                // Not `role_`: that prefix marks the predefined roles' ids.
+                id: new_id("crole"),
                 organization_id: Some(ctx.org_id().to_owned()),
                 name: name.clone(),
                 description: body.description.clone(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arbiter_core::index::Index;
 use arbiter_core::model::{pair_key, Node, Object, ObjectKey, ObjectKind, Op, Space, SpaceMember};
 use arbiter_core::permission::Permission;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{json_of, new_id, valid_name, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{resource, Ctx, JsonBody};
+use crate::extract::{resource, Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
 /// A space of the context organization, or 404.

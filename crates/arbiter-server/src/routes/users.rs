@@ -8,7 +8,7 @@ use arbiter_core::model::{
     pair_key, ApiKey, Membership, MembershipStatus, Node, Object, ObjectKey, ObjectKind, Op,
     Properties, RoleBinding, RoleKind, SubjectRef, User,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::bindings::require_holds_role;
 use super::{double_option, json_of, new_id, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{organization_of, Caller, Ctx, JsonBody};
+use crate::extract::{organization_of, Caller, Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
 fn valid_email(email: &str) -> Result<String, ApiError> {
