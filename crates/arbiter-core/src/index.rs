@@ -112,6 +112,12 @@ pub struct Index {
     pub bindings: HashMap<Id, Arc<CompiledBinding>>,
     /// Each subject's bindings: the list a check walks.
     pub bindings_by_subject: HashMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
+    /// The bindings on each node, for subject search.
+    pub bindings_by_node: HashMap<crate::model::Node, Vec<Arc<CompiledBinding>>>,
+    /// Each organization's grants, for subject search.
+    pub grants_by_organization: HashMap<Id, Vec<Arc<CompiledGrant>>>,
+    /// The registered resources of each (organization, type), for resource search.
+    pub resources_by_type: HashMap<(Id, String), BTreeSet<String>>,
     /// `organization/type/id` → registered resource.
     pub resources: HashMap<String, Arc<Resource>>,
     /// The implicit `base` role.
@@ -174,6 +180,9 @@ impl Index {
             roles,
             bindings: HashMap::new(),
             bindings_by_subject: HashMap::new(),
+            bindings_by_node: HashMap::new(),
+            grants_by_organization: HashMap::new(),
+            resources_by_type: HashMap::new(),
             resources: HashMap::new(),
             base_role,
         }
@@ -313,9 +322,17 @@ impl Index {
                     .entry(compiled.binding.subject.clone())
                     .or_default()
                     .push(compiled.clone());
+                self.bindings_by_node
+                    .entry(compiled.binding.node.clone())
+                    .or_default()
+                    .push(compiled.clone());
                 self.bindings.insert(compiled.binding.id.clone(), compiled);
             }
             Object::Resource(r) => {
+                self.resources_by_type
+                    .entry((r.organization_id.clone(), r.resource_type.clone()))
+                    .or_default()
+                    .insert(r.id.clone());
                 self.resources.insert(
                     resource_key(&r.organization_id, &r.resource_type, &r.id),
                     Arc::new(r),
@@ -326,6 +343,10 @@ impl Index {
                 let subject = compiled.grant.subject.as_subject_ref();
                 Arc::make_mut(self.grants_by_subject.entry(subject).or_default())
                     .insert(compiled.clone());
+                self.grants_by_organization
+                    .entry(compiled.grant.organization_id.clone())
+                    .or_default()
+                    .push(compiled.clone());
                 self.grants.insert(compiled.grant.id.clone(), compiled);
             }
             Object::DeclaredType(d) => {
@@ -399,13 +420,33 @@ impl Index {
                             self.bindings_by_subject.remove(&b.binding.subject);
                         }
                     }
+                    if let Some(list) = self.bindings_by_node.get_mut(&b.binding.node) {
+                        list.retain(|x| x.binding.id != id);
+                        if list.is_empty() {
+                            self.bindings_by_node.remove(&b.binding.node);
+                        }
+                    }
                 }
             }
             ObjectKind::Resource => {
-                self.resources.remove(id);
+                if let Some(r) = self.resources.remove(id) {
+                    let key = (r.organization_id.clone(), r.resource_type.clone());
+                    if let Some(set) = self.resources_by_type.get_mut(&key) {
+                        set.remove(&r.id);
+                        if set.is_empty() {
+                            self.resources_by_type.remove(&key);
+                        }
+                    }
+                }
             }
             ObjectKind::ResourceGrant => {
                 if let Some(g) = self.grants.remove(id) {
+                    if let Some(list) = self
+                        .grants_by_organization
+                        .get_mut(&g.grant.organization_id)
+                    {
+                        list.retain(|x| x.grant.id != id);
+                    }
                     let subject = g.grant.subject.as_subject_ref();
                     if let Some(index) = self.grants_by_subject.get_mut(&subject) {
                         Arc::make_mut(index).remove(&g);

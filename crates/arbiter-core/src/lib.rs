@@ -17,6 +17,7 @@ pub mod index;
 pub mod irn;
 pub mod model;
 pub mod permission;
+pub mod search;
 pub mod workload;
 
 pub use error::CoreError;

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use arbiter_core::bundle::Nothing;
 use arbiter_core::catalog::Catalog;
 use arbiter_core::conformance::Case;
-use arbiter_core::engine::{check, CheckRequest};
+use arbiter_core::engine::{check, CheckRequest, SubjectQuery};
 use arbiter_core::index::Index;
 use arbiter_core::model::{ObjectKey, ObjectKind, Op};
 use arbiter_core::permission::Permission;
+use arbiter_core::search::{search_resources, search_subjects, SearchContext};
 use chrono::Utc;
 
 fn cases() -> Vec<(String, Case)> {
@@ -87,6 +88,51 @@ fn every_case_holds_against_the_engine() {
                     },
                 );
                 let reason = serde_json::to_string(&decision.reason).unwrap();
+                // Searches must agree with the check: the subject is found by subject search
+                // exactly when it is allowed, and a registered resource by resource search.
+                if expected.subject_properties.is_empty() {
+                    if let Some(user) = match &subject {
+                        SubjectQuery::User(r) => index.find_user(r).cloned(),
+                        SubjectQuery::ApiKey(_) => None,
+                    } {
+                        let sc = SearchContext {
+                            organization_id: &expected.organization,
+                            context: expected.context.as_ref(),
+                            now: Utc::now(),
+                        };
+                        let found = search_subjects(&index, &sc, &permission, &resource)
+                            .iter()
+                            .any(|u| u.id == user.id);
+                        if found != decision.allowed {
+                            failures.push(format!(
+                                "{file} [{}] stage {n}: {}: subject search says {found}",
+                                case.name,
+                                expected.describe()
+                            ));
+                        }
+                        let registered = index
+                            .resource(
+                                &expected.organization,
+                                &resource.resource_type,
+                                &resource.id,
+                            )
+                            .is_some();
+                        if registered
+                            && resource.properties.is_empty()
+                            && permission.resource_type() == resource.resource_type
+                        {
+                            let found = search_resources(&index, &sc, &subject, None, &permission)
+                                .contains(&resource.id);
+                            if found != decision.allowed {
+                                failures.push(format!(
+                                    "{file} [{}] stage {n}: {}: resource search says {found}",
+                                    case.name,
+                                    expected.describe()
+                                ));
+                            }
+                        }
+                    }
+                }
                 if decision.allowed != expected.allowed {
                     failures.push(format!(
                         "{file} [{}] stage {n}: {}; reason: {reason}",
