@@ -523,6 +523,48 @@ routes![
         "Delete a resource grant",
         "permission:delete, or SHARE on its IRN"
     ),
+    (
+        "GET",
+        "/.well-known/authzen-configuration",
+        "authzen",
+        "AuthZEN PDP metadata",
+        "none"
+    ),
+    (
+        "POST",
+        "/access/v1/evaluation",
+        "authzen",
+        "AuthZEN access evaluation",
+        "check:execute unless the subject is the caller"
+    ),
+    (
+        "POST",
+        "/access/v1/evaluations",
+        "authzen",
+        "AuthZEN access evaluations (defaults merged, evaluations_semantic)",
+        "check:execute unless every subject is the caller"
+    ),
+    (
+        "POST",
+        "/access/v1/search/subject",
+        "authzen",
+        "AuthZEN subject search",
+        "check:execute"
+    ),
+    (
+        "POST",
+        "/access/v1/search/resource",
+        "authzen",
+        "AuthZEN resource search",
+        "check:execute unless the subject is the caller"
+    ),
+    (
+        "POST",
+        "/access/v1/search/action",
+        "authzen",
+        "AuthZEN action search",
+        "check:execute unless the subject is the caller"
+    ),
 ];
 
 fn method(text: &str) -> HttpMethod {

@@ -295,9 +295,9 @@ pub async fn check(
     c: &OfflineCheck,
 ) -> Result<engine::Decision, CliError> {
     let permission = Permission::parse(&c.permission)?;
-    catalog.validate(&permission)?;
     let (revision, objects) = store.load().await?;
     let index = Index::load(catalog, revision, objects);
+    index.validate_permission(Some(&c.organization), &permission)?;
     let resource = ResourceQuery {
         resource_type: c.resource_type.clone(),
         id: c.resource_id.clone(),

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod authorization;
+pub mod authzen;
 pub mod bindings;
 pub mod catalog;
 pub mod check;
