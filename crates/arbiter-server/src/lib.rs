@@ -8,6 +8,7 @@ pub mod keys;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod usage;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -175,7 +176,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/authorization/authorize", post(authorization::authorize))
         .route("/check", post(check::check))
         .route("/check/batch", post(check::batch))
-        .route("/audit-events", get(audit_events));
+        .route("/audit-events", get(audit_events))
+        .route("/usage/{rollup}", get(routes::usage::get));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -565,6 +565,13 @@ routes![
         "AuthZEN action search",
         "check:execute unless the subject is the caller"
     ),
+    (
+        "GET",
+        "/v1/usage/{rollup}",
+        "usage",
+        "Decisions allowed and denied per hour, day or month",
+        "organization_metrics:read"
+    ),
 ];
 
 fn method(text: &str) -> HttpMethod {

@@ -53,6 +53,8 @@ pub struct AppState {
     advanced: Notify,
     key_uses: mpsc::UnboundedSender<(String, DateTime<Utc>)>,
     pub settings: Settings,
+    /// Decisions counted per organization and hour.
+    pub usage: Arc<crate::usage::UsageCounter>,
 }
 
 impl AppState {
@@ -73,8 +75,14 @@ impl AppState {
             advanced: Notify::new(),
             key_uses: tx,
             settings,
+            usage: Arc::new(crate::usage::UsageCounter::default()),
         });
-        tokio::spawn(record_key_uses(store, rx));
+        tokio::spawn(record_key_uses(store.clone(), rx));
+        tokio::spawn(crate::usage::flush_forever(
+            state.usage.clone(),
+            store,
+            Duration::from_secs(2),
+        ));
         Ok(state)
     }
 

@@ -57,6 +57,16 @@ pub struct AuditEvent {
     pub record: AuditRecord,
 }
 
+/// Decisions counted for one organization in one hour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageCount {
+    pub organization_id: String,
+    /// The start of the hour, RFC 3339 UTC (`2026-01-01T10:00:00Z`).
+    pub hour: String,
+    pub allowed: u64,
+    pub denied: u64,
+}
+
 /// Which audit events to list.
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
@@ -106,6 +116,21 @@ pub trait Store: Send + Sync {
 
     /// When a key was last used, if ever.
     async fn key_last_used(&self, key_id: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Adds decision counts: `(organization, hour start in RFC 3339, allowed, denied)`.
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError>;
+
+    /// The hourly counts of an organization since `since` (RFC 3339 hour start), oldest first.
+    async fn usage(
+        &self,
+        organization_id: &str,
+        since: &str,
+    ) -> Result<Vec<UsageCount>, StoreError>;
+
+    /// Removes change-log entries at or below `revision`, always keeping the newest entry so that
+    /// the head survives. A follower that needs removed entries gets [`StoreError::Compacted`]
+    /// and reloads. Returns how many entries were removed.
+    async fn compact(&self, revision: Revision) -> Result<u64, StoreError>;
 
     /// Audit events, oldest first, with the total that match the filter.
     async fn audit_events(

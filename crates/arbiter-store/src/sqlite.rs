@@ -13,7 +13,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::{
     audit_id, parse_object, parse_ops, parse_time, parse_value, revision_from_i64, revision_to_i64,
-    to_json, AuditEvent, AuditFilter, AuditRecord, Change, Store, StoreError,
+    to_json, AuditEvent, AuditFilter, AuditRecord, Change, Store, StoreError, UsageCount,
 };
 
 /// The SQLite store.
@@ -242,6 +242,52 @@ impl Store for SqliteStore {
                 .await
                 .map_err(StoreError::Database)?;
         Ok(at.map(|t| parse_time(&t)))
+    }
+
+    async fn record_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+        for c in counts {
+            sqlx::query("INSERT INTO usage_hours (organization_id, hour, allowed, denied) VALUES (?, ?, ?, ?) ON CONFLICT (organization_id, hour) DO UPDATE SET allowed = usage_hours.allowed + excluded.allowed, denied = usage_hours.denied + excluded.denied")
+                .bind(&c.organization_id)
+                .bind(&c.hour)
+                .bind(i64::try_from(c.allowed).unwrap_or(i64::MAX))
+                .bind(i64::try_from(c.denied).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+        }
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn usage(
+        &self,
+        organization_id: &str,
+        since: &str,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let rows = sqlx::query("SELECT organization_id, hour, allowed, denied FROM usage_hours WHERE organization_id = ? AND hour >= ? ORDER BY hour")
+            .bind(organization_id)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| UsageCount {
+                organization_id: row.get(0),
+                hour: row.get(1),
+                allowed: u64::try_from(row.get::<i64, _>(2)).unwrap_or(0),
+                denied: u64::try_from(row.get::<i64, _>(3)).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM changes WHERE revision <= ? AND revision < (SELECT MAX(revision) FROM changes)")
+            .bind(revision_to_i64(revision))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(done.rows_affected())
     }
 
     async fn audit_events(

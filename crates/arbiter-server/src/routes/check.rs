@@ -238,7 +238,9 @@ pub async fn check(
         require_check_execute(&ctx)?;
     }
     let index = index_for(&state, &ctx, parsed.at_least).await?;
-    Ok(Json(decide(&ctx, &index, &parsed).into()))
+    let decision = decide(&ctx, &index, &parsed);
+    state.usage.count(ctx.org_id(), decision.allowed);
+    Ok(Json(decision.into()))
 }
 
 #[derive(Deserialize)]
@@ -280,7 +282,11 @@ pub async fn batch(
     let results: Vec<Value> = parsed
         .iter()
         .map(|p| match p {
-            Ok(p) => json!(CheckAnswer::from(decide(&ctx, &index, p))),
+            Ok(p) => {
+                let decision = decide(&ctx, &index, p);
+                state.usage.count(ctx.org_id(), decision.allowed);
+                json!(CheckAnswer::from(decision))
+            }
             Err(e) => {
                 let (status, code) = e.status_and_code();
                 json!({"allowed": false, "revision": index.revision.to_string(), "error": {"code": code, "message": e.to_string(), "status": status.as_u16()}})

@@ -15,6 +15,7 @@ pub mod projects;
 pub mod resources;
 pub mod roles;
 pub mod spaces;
+pub mod usage;
 pub mod users;
 
 use arbiter_core::index::Revision;
