@@ -69,6 +69,10 @@ impl From<StoreError> for ApiError {
                     message: format!("{} `{value}` is already taken", kind.replace('-', " ")),
                 }
             }
+            StoreError::IdempotencyKeyUsed => ApiError::Conflict {
+                code: "idempotency_key_used",
+                message: "this idempotency key was used by another request".to_owned(),
+            },
             other => ApiError::Store(other),
         }
     }
@@ -164,7 +168,7 @@ pub fn error_body(status: StatusCode, code: &str, message: &str, details: Value)
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if status.is_server_error() {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             let mut chain = format!("{self}");
             let mut source = std::error::Error::source(&self);
             while let Some(s) = source {

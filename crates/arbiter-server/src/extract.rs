@@ -190,7 +190,12 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let index = state.index();
+        // `X-Arbiter-Min-Revision` asks for everything, authentication included, to be decided
+        // on an index at least that fresh.
+        let index = match min_revision(&parts.headers)? {
+            Some(wanted) => state.wait_for(wanted).await?,
+            None => state.index(),
+        };
         let secret = bearer(parts).ok_or(ApiError::Unauthenticated)?;
         let key = authenticate(&index, secret).ok_or(ApiError::Unauthenticated)?;
         state.key_used(&key.id);
@@ -311,27 +316,26 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let header = parts
-            .headers
-            .get(ORGANIZATION_HEADER)
-            .map(|v| {
-                v.to_str()
-                    .map(str::to_owned)
-                    .map_err(|_| ApiError::field(ORGANIZATION_HEADER, "is not text"))
-            })
-            .transpose()?;
-        let org_id = organization_of(&caller, header.as_deref())?;
-        let org = caller
-            .index
-            .organizations
-            .get(&org_id)
-            .cloned()
-            .ok_or(ApiError::NotFound {
-                what: "organization",
-                id: org_id.clone(),
-            })?;
-        Ok(Ctx { caller, org })
+        Ctx::resolve(caller, &parts.headers)
     }
+}
+
+/// The header that asks for an index at least as fresh as a revision.
+pub const MIN_REVISION_HEADER: &str = "x-arbiter-min-revision";
+
+/// `X-Arbiter-Min-Revision`, when sent.
+pub fn min_revision(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
+    headers
+        .get(MIN_REVISION_HEADER)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::field("X-Arbiter-Min-Revision", "must be a revision number")
+                })
+        })
+        .transpose()
 }
 
 /// Picks the organization of a call: the header, else the key's current (or, for a project key,
@@ -373,6 +377,40 @@ pub fn organization_of(caller: &Caller, header: Option<&str>) -> Result<String, 
 }
 
 impl Ctx {
+    /// The caller in the organization its request selects (see [`organization_of`]).
+    pub fn resolve(caller: Caller, headers: &axum::http::HeaderMap) -> Result<Self, ApiError> {
+        let header = headers
+            .get(ORGANIZATION_HEADER)
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_owned)
+                    .map_err(|_| ApiError::field(ORGANIZATION_HEADER, "is not text"))
+            })
+            .transpose()?;
+        let org_id = organization_of(&caller, header.as_deref())?;
+        let org = caller
+            .index
+            .organizations
+            .get(&org_id)
+            .cloned()
+            .ok_or(ApiError::NotFound {
+                what: "organization",
+                id: org_id.clone(),
+            })?;
+        Ok(Ctx { caller, org })
+    }
+
+    /// The same caller and organization, on a fresher index (after waiting for a revision).
+    pub fn on(self, index: Arc<Index>, headers: &axum::http::HeaderMap) -> Result<Self, ApiError> {
+        Ctx::resolve(
+            Caller {
+                index,
+                ..self.caller
+            },
+            headers,
+        )
+    }
+
     /// The organization's id.
     pub fn org_id(&self) -> &str {
         &self.org.id

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod keys;
 pub mod openapi;
 pub mod routes;
@@ -195,6 +196,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/v1", v1)
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())

@@ -23,6 +23,12 @@ pub struct Settings {
     pub max_json_depth: usize,
     /// How long a check with `at_least_revision` may wait for the index.
     pub revision_wait: Duration,
+    /// How often the index polls the store for changes other replicas committed.
+    pub poll_interval: Duration,
+    /// Whether to listen for change notifications (PostgreSQL), besides polling.
+    pub notifications: bool,
+    /// How many change-log entries compaction keeps.
+    pub compact_keep: u64,
 }
 
 impl Default for Settings {
@@ -31,6 +37,9 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             max_json_depth: 32,
             revision_wait: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(500),
+            notifications: true,
+            compact_keep: 100_000,
         }
     }
 }
@@ -83,6 +92,8 @@ impl AppState {
             store,
             Duration::from_secs(2),
         ));
+        tokio::spawn(state.clone().follow());
+        tokio::spawn(state.clone().compact_forever(Duration::from_secs(600)));
         Ok(state)
     }
 
@@ -136,24 +147,78 @@ impl AppState {
         }
     }
 
-    /// Waits, bounded, until the index has reached `wanted`.
+    /// Waits, bounded by `revision_wait`, until the follower has brought the index to `wanted`.
     pub async fn wait_for(&self, wanted: Revision) -> Result<Arc<Index>, ApiError> {
-        let index = self.index();
-        if index.revision >= wanted {
-            return Ok(index);
-        }
         let deadline = tokio::time::Instant::now() + self.settings.revision_wait;
         loop {
+            // Registered before the check, so that an advance in between is not missed.
             let notified = self.advanced.notified();
-            let current = self.catch_up().await?;
-            if current >= wanted {
-                return Ok(self.index());
+            let index = self.index();
+            if index.revision >= wanted {
+                return Ok(index);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(ApiError::RevisionUnavailable {
                     wanted,
                     current: self.index().revision,
                 });
+            }
+        }
+    }
+
+    /// Follows the store: applies the changes other replicas commit, woken by notifications
+    /// when the store sends them and by polling every `poll_interval` in any case. Runs until the
+    /// process ends.
+    pub async fn follow(self: Arc<Self>) {
+        let mut notifications = if self.settings.notifications {
+            match self.store.listen().await {
+                Ok(rx) => rx,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for changes; polling only");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut poll = tokio::time::interval(self.settings.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            match notifications.as_mut() {
+                Some(rx) => {
+                    tokio::select! {
+                        _ = poll.tick() => {}
+                        received = rx.recv() => {
+                            if received.is_none() {
+                                tracing::warn!("change notifications ended; polling only");
+                                notifications = None;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    poll.tick().await;
+                }
+            }
+            if let Err(e) = self.catch_up().await {
+                tracing::warn!(error = %e, "cannot follow the store");
+            }
+        }
+    }
+
+    /// Removes old change-log entries every `every`, keeping `compact_keep` of them.
+    pub async fn compact_forever(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let head = self.index().revision;
+            let upto = head.saturating_sub(self.settings.compact_keep);
+            if upto > 0 {
+                match self.store.compact(upto).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, upto, "compacted the change log"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot compact the change log"),
+                }
             }
         }
     }
@@ -172,9 +237,16 @@ impl AppState {
             if prepared.ops.is_empty() {
                 return Ok((prepared.output, current.revision));
             }
+            // A request that sent `Idempotency-Key` claims it with its first write.
+            let claim = crate::idempotency::CLAIM.try_with(Clone::clone).ok();
             match self
                 .store
-                .commit(current.revision, &prepared.ops, &prepared.audit)
+                .commit(
+                    current.revision,
+                    &prepared.ops,
+                    &prepared.audit,
+                    claim.as_ref(),
+                )
                 .await
             {
                 Ok(revision) => {

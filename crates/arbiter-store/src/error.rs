@@ -9,6 +9,9 @@ pub enum StoreError {
     /// committed first. The caller catches up and prepares the write again.
     #[error("the store is at a newer revision than {expected}")]
     Stale { expected: u64 },
+    /// The idempotency key was claimed by another write.
+    #[error("the idempotency key was used already")]
+    IdempotencyKeyUsed,
     /// A write would claim a unique name that another object holds.
     #[error("the name `{name}` is taken")]
     NameTaken { name: String },

@@ -57,6 +57,23 @@ pub struct AuditEvent {
     pub record: AuditRecord,
 }
 
+/// An idempotency key claimed by a write: `scope` is unique (the caller's key and the
+/// `Idempotency-Key` it sent), `request` names the method and path it was sent with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub scope: String,
+    pub request: String,
+}
+
+/// A claimed idempotency key and, once known, the answer to replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request: String,
+    pub revision: Revision,
+    pub status: Option<u16>,
+    pub body: Option<String>,
+}
+
 /// Decisions counted for one organization in one hour.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageCount {
@@ -104,12 +121,27 @@ pub trait Store: Send + Sync {
     /// Errors: [`StoreError::Stale`] when another write committed since `expected`;
     /// [`StoreError::NameTaken`] when a put claims a name another object holds. Nothing is
     /// written on error.
+    /// With an idempotency claim, the claim is inserted in the same transaction:
+    /// [`StoreError::IdempotencyKeyUsed`] when another write claimed it.
     async fn commit(
         &self,
         expected: Revision,
         ops: &[Op],
         audit: &[AuditRecord],
+        idempotency: Option<&IdempotencyClaim>,
     ) -> Result<Revision, StoreError>;
+
+    /// The idempotency record of a scope, if one was claimed.
+    async fn idempotency(&self, scope: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Stores the answer of the write that claimed `scope` (`None` for an answer that must not be
+    /// kept, such as one holding a key secret).
+    async fn complete_idempotency(
+        &self,
+        scope: &str,
+        status: u16,
+        body: Option<&str>,
+    ) -> Result<(), StoreError>;
 
     /// Records when keys were last used. Not a revision: nothing in a decision depends on it.
     async fn record_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
@@ -131,6 +163,11 @@ pub trait Store: Send + Sync {
     /// the head survives. A follower that needs removed entries gets [`StoreError::Compacted`]
     /// and reloads. Returns how many entries were removed.
     async fn compact(&self, revision: Revision) -> Result<u64, StoreError>;
+
+    /// A stream of the revisions other writers commit, when the store can push them
+    /// (PostgreSQL `LISTEN/NOTIFY`); `None` when followers must poll. A notification may be
+    /// missed: followers poll as well, so a missed one delays a change but never loses it.
+    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Revision>>, StoreError>;
 
     /// Audit events, oldest first, with the total that match the filter.
     async fn audit_events(

@@ -13,8 +13,12 @@ use sqlx::{PgPool, Row};
 
 use crate::{
     audit_id, parse_object, parse_ops, parse_time, parse_value, revision_from_i64, revision_to_i64,
-    to_json, AuditEvent, AuditFilter, AuditRecord, Change, Store, StoreError, UsageCount,
+    to_json, AuditEvent, AuditFilter, AuditRecord, Change, IdempotencyClaim, IdempotencyRecord,
+    Store, StoreError, UsageCount,
 };
+
+/// The channel commits are announced on.
+const CHANNEL: &str = "arbiter_changes";
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
@@ -123,6 +127,7 @@ impl Store for PostgresStore {
         expected: Revision,
         ops: &[Op],
         audit: &[AuditRecord],
+        idempotency: Option<&IdempotencyClaim>,
     ) -> Result<Revision, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM changes")
@@ -190,11 +195,25 @@ impl Store for PostgresStore {
                 }
             }
         }
-        sqlx::query("SELECT pg_notify('arbiter_changes', $1)")
+        sqlx::query("SELECT pg_notify($2, $1)")
             .bind(rev.to_string())
+            .bind(CHANNEL)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::Database)?;
+        if let Some(claim) = idempotency {
+            sqlx::query("INSERT INTO idempotency (scope, request, revision, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&claim.scope)
+                .bind(&claim.request)
+                .bind(rev)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::IdempotencyKeyUsed,
+                    other => StoreError::Database(other),
+                })?;
+        }
         for record in audit {
             sqlx::query(
                 "INSERT INTO audit_events (id, revision, at, organization_id, actor_user_id, actor_key_id, action, \
@@ -281,6 +300,69 @@ impl Store for PostgresStore {
                 denied: u64::try_from(row.get::<i64, _>(3)).unwrap_or(0),
             })
             .collect())
+    }
+
+    async fn idempotency(&self, scope: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT request, revision, status, body FROM idempotency WHERE scope = $1")
+                .bind(scope)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::Database)?;
+        Ok(row.map(|row| IdempotencyRecord {
+            request: row.get(0),
+            revision: revision_from_i64(row.get(1)),
+            status: row
+                .get::<Option<i32>, _>(2)
+                .and_then(|s| u16::try_from(s).ok()),
+            body: row.get(3),
+        }))
+    }
+
+    async fn complete_idempotency(
+        &self,
+        scope: &str,
+        status: u16,
+        body: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE idempotency SET status = $1, body = $2 WHERE scope = $3")
+            .bind(i32::from(status))
+            .bind(body)
+            .bind(scope)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Revision>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        listener
+            .listen(CHANNEL)
+            .await
+            .map_err(StoreError::Database)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                // `recv` reconnects by itself after a lost connection; notifications sent
+                // meanwhile are missed, which polling covers.
+                match listener.recv().await {
+                    Ok(notification) => {
+                        let revision = notification.payload().parse().unwrap_or(0);
+                        if tx.send(revision).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change notifications interrupted");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 
     async fn compact(&self, revision: Revision) -> Result<u64, StoreError> {

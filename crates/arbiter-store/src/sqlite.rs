@@ -13,7 +13,8 @@ use sqlx::{Row, SqlitePool};
 
 use crate::{
     audit_id, parse_object, parse_ops, parse_time, parse_value, revision_from_i64, revision_to_i64,
-    to_json, AuditEvent, AuditFilter, AuditRecord, Change, Store, StoreError, UsageCount,
+    to_json, AuditEvent, AuditFilter, AuditRecord, Change, IdempotencyClaim, IdempotencyRecord,
+    Store, StoreError, UsageCount,
 };
 
 /// The SQLite store.
@@ -124,6 +125,7 @@ impl Store for SqliteStore {
         expected: Revision,
         ops: &[Op],
         audit: &[AuditRecord],
+        idempotency: Option<&IdempotencyClaim>,
     ) -> Result<Revision, StoreError> {
         let mut tx = self
             .pool
@@ -192,6 +194,19 @@ impl Store for SqliteStore {
                         .map_err(StoreError::Database)?;
                 }
             }
+        }
+        if let Some(claim) = idempotency {
+            sqlx::query("INSERT INTO idempotency (scope, request, revision, created_at) VALUES (?, ?, ?, ?)")
+                .bind(&claim.scope)
+                .bind(&claim.request)
+                .bind(rev)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::IdempotencyKeyUsed,
+                    other => StoreError::Database(other),
+                })?;
         }
         for record in audit {
             sqlx::query(
@@ -279,6 +294,43 @@ impl Store for SqliteStore {
                 denied: u64::try_from(row.get::<i64, _>(3)).unwrap_or(0),
             })
             .collect())
+    }
+
+    async fn idempotency(&self, scope: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT request, revision, status, body FROM idempotency WHERE scope = ?")
+                .bind(scope)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::Database)?;
+        Ok(row.map(|row| IdempotencyRecord {
+            request: row.get(0),
+            revision: revision_from_i64(row.get(1)),
+            status: row
+                .get::<Option<i32>, _>(2)
+                .and_then(|s| u16::try_from(s).ok()),
+            body: row.get(3),
+        }))
+    }
+
+    async fn complete_idempotency(
+        &self,
+        scope: &str,
+        status: u16,
+        body: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE idempotency SET status = ?, body = ? WHERE scope = ?")
+            .bind(i32::from(status))
+            .bind(body)
+            .bind(scope)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Revision>>, StoreError> {
+        Ok(None)
     }
 
     async fn compact(&self, revision: Revision) -> Result<u64, StoreError> {

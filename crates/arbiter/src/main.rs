@@ -36,6 +36,15 @@ enum Command {
         /// `text` or `json` logs.
         #[arg(long, env = "ARBITER_LOG_FORMAT", default_value = "text")]
         log_format: String,
+        /// How often to poll the store for other replicas' changes, in milliseconds.
+        #[arg(long, env = "ARBITER_POLL_INTERVAL_MS", default_value_t = 500)]
+        poll_interval_ms: u64,
+        /// Listen for change notifications (PostgreSQL LISTEN/NOTIFY) besides polling.
+        #[arg(long, env = "ARBITER_NOTIFICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+        notifications: bool,
+        /// How many change-log entries compaction keeps.
+        #[arg(long, env = "ARBITER_COMPACT_KEEP", default_value_t = 100_000)]
+        compact_keep: u64,
     },
     /// Create or upgrade the store's schema, then exit.
     Migrate {
@@ -139,11 +148,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             max_body_bytes,
             revision_wait_ms,
             log_format,
+            poll_interval_ms,
+            notifications,
+            compact_keep,
         } => {
             init_logs(log_format == "json");
             let settings = Settings {
                 max_body_bytes,
                 revision_wait: Duration::from_millis(revision_wait_ms),
+                poll_interval: Duration::from_millis(poll_interval_ms.max(10)),
+                notifications,
+                compact_keep,
                 ..Settings::default()
             };
             let bootstrap_key = std::env::var("ARBITER_BOOTSTRAP_KEY")

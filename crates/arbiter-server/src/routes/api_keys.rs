@@ -7,6 +7,7 @@ use arbiter_core::bundle::hash_secret;
 use arbiter_core::catalog::PROJECT_KEY_ROLE;
 use arbiter_core::index::Index;
 use arbiter_core::model::{ApiKey, ApiKeyKind, Node, Object, Op, RoleBinding, SubjectRef};
+use arbiter_core::permission::Permission;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -18,7 +19,9 @@ use serde_json::{json, Value};
 use super::bindings::require_holds_role;
 use super::{json_of, new_id, valid_name, written, Paging};
 use crate::error::ApiError;
-use crate::extract::{organization_of, Caller, Ctx, JsonBody, Path, Query, ORGANIZATION_HEADER};
+use crate::extract::{
+    organization_of, resource, Caller, Ctx, JsonBody, Path, Query, ORGANIZATION_HEADER,
+};
 use crate::keys;
 use crate::state::{AppState, Prepared};
 
@@ -89,6 +92,36 @@ fn visible_key(
     }
     ctx.require(permission, "api_key", id)?;
     Ok((key, Some(ctx)))
+}
+
+/// A secret for another user's key acts as that user in every one of its organizations, so
+/// whoever obtains one (by creating or rotating the key) must hold `api_key:write` in each of
+/// them, or on the platform: 403 otherwise.
+fn require_in_every_organization_of(caller: &Caller, user_id: &str) -> Result<(), ApiError> {
+    const WRITE: &str = "api_key:write";
+    if caller.holds_on_platform(WRITE) {
+        return Ok(());
+    }
+    let permission = Permission::parse(WRITE)?;
+    let everywhere = caller
+        .index
+        .user_organizations
+        .get(user_id)
+        .into_iter()
+        .flatten()
+        .all(|org| {
+            caller
+                .decide(Some(org), &permission, &resource("organization", org))
+                .allowed
+        });
+    if everywhere {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            permission: WRITE.to_owned(),
+            resource: format!("every organization of user {user_id}"),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -196,6 +229,7 @@ pub async fn create(
                     });
                 }
                 ctx.require_in_org("api_key:write")?;
+                require_in_every_organization_of(&caller, &user_id)?;
             }
             ctx.as_ref().ok().map(|c| c.org_id().to_owned())
         }
@@ -365,7 +399,10 @@ pub async fn rotate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, ctx) = visible_key(&caller, &headers, &id, "api_key:write")?;
+    let (key, ctx) = visible_key(&caller, &headers, &id, "api_key:write")?;
+    if key.kind == ApiKeyKind::User && !own(&caller, &key) {
+        require_in_every_organization_of(&caller, &key.user_id)?;
+    }
     let secret = keys::generate();
     let (key, revision) = state
         .write(|index| {

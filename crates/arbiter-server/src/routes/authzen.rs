@@ -112,6 +112,15 @@ fn permission_of(resource_type: &str, action: &str) -> Result<Permission, String
     Permission::parse(&text).map_err(|e| e.to_string())
 }
 
+/// 403 unless the caller holds `check:execute`: in the organization, or for a project key (whose
+/// `project_key` role is bound on its project) in its project, as `POST /v1/check` asks.
+fn require_check_execute(ctx: &Ctx) -> Result<(), ApiError> {
+    match (&ctx.caller.user, ctx.caller.key.project_id.as_deref()) {
+        (None, Some(project)) => ctx.require("check:execute", "project", project),
+        _ => ctx.require_in_org("check:execute"),
+    }
+}
+
 fn is_caller(ctx: &Ctx, subject: &SubjectQuery) -> bool {
     match (subject, &ctx.caller.user) {
         (SubjectQuery::User(r), Some(me)) => {
@@ -173,7 +182,7 @@ fn evaluate(
 ) -> Result<Value, ApiError> {
     let subject_query = subject_query(subject);
     if !is_caller(ctx, &subject_query) {
-        ctx.require_in_org("check:execute")?;
+        require_check_execute(ctx)?;
     }
     let denied = |reason: String| json!({"decision": false, "context": {"reason": reason, "revision": index.revision.to_string()}});
     let permission = match permission_of(&resource.kind, &action.kind) {
@@ -228,14 +237,9 @@ pub async fn evaluation(
     let resource = entity(object(body, "resource")?, "resource", true)?;
     let context = context_of(body)?;
     let index = index_for(&state, &ctx, &headers, context.as_ref()).await?;
-    Ok(Json(evaluate(
-        &ctx,
-        &index,
-        &subject,
-        &action,
-        &resource,
-        context.as_ref(),
-    )?))
+    let answer = evaluate(&ctx, &index, &subject, &action, &resource, context.as_ref())?;
+    count(&state, &ctx, &answer);
+    Ok(Json(answer))
 }
 
 /// `POST /access/v1/evaluations`: the top-level `subject`, `action`, `resource` and `context`
@@ -278,14 +282,16 @@ pub async fn evaluations(
         let subject = entity(object(body, "subject")?, "subject", true)?;
         let action = entity(object(body, "action")?, "action", false)?;
         let resource = entity(object(body, "resource")?, "resource", true)?;
-        return Ok(Json(evaluate(
+        let answer = evaluate(
             &ctx,
             &index,
             &subject,
             &action,
             &resource,
             default_context.as_ref(),
-        )?));
+        )?;
+        count(&state, &ctx, &answer);
+        return Ok(Json(answer));
     }
     let mut results = Vec::with_capacity(items.len());
     for item in &items {
@@ -322,6 +328,7 @@ pub async fn evaluations(
             }
         };
         let decision = result["decision"].as_bool().unwrap_or(false);
+        count(&state, &ctx, &result);
         results.push(result);
         match semantic {
             Semantic::DenyOnFirstDeny if !decision => break,
@@ -330,6 +337,15 @@ pub async fn evaluations(
         }
     }
     Ok(Json(json!({"evaluations": results})))
+}
+
+/// Counts a decision (not an invalid item) in the organization's usage.
+fn count(state: &AppState, ctx: &Ctx, answer: &Value) {
+    if answer["context"].get("error").is_none() {
+        state
+            .usage
+            .count(ctx.org_id(), answer["decision"].as_bool().unwrap_or(false));
+    }
 }
 
 enum Semantic {
@@ -404,9 +420,17 @@ pub async fn search_subject(
     let resource = entity(object(body, "resource")?, "resource", true)?;
     let context = context_of(body)?;
     let (offset, limit) = page_of(body)?;
-    ctx.require_in_org("check:execute")?;
+    require_check_execute(&ctx)?;
     let index = ctx.index();
-    let Ok(permission) = permission_of(&resource.kind, &action.kind) else {
+    // An action the type does not have is given to nobody, as an evaluation answers.
+    let Some(permission) = permission_of(&resource.kind, &action.kind)
+        .ok()
+        .filter(|p| {
+            ctx.index()
+                .validate_permission(Some(ctx.org_id()), p)
+                .is_ok()
+        })
+    else {
         return Ok(paged(Vec::new(), offset, limit));
     };
     if subject.kind == "api_key" {
@@ -423,8 +447,11 @@ pub async fn search_subject(
         &permission,
         &query,
     );
+    // Only the organization's members: a platform administrator may act here too, but is not
+    // one of the organization's subjects, and its id is not the organization's to learn.
     let results = users
         .iter()
+        .filter(|u| index.is_member(ctx.org_id(), &u.id))
         .map(|u| json!({"type": subject.kind, "id": user_id(u)}))
         .collect();
     Ok(paged(results, offset, limit))
@@ -444,9 +471,17 @@ pub async fn search_resource(
     let (offset, limit) = page_of(body)?;
     let subject_query = subject_query(&subject);
     if !is_caller(&ctx, &subject_query) {
-        ctx.require_in_org("check:execute")?;
+        require_check_execute(&ctx)?;
     }
-    let Ok(permission) = permission_of(&resource.kind, &action.kind) else {
+    // An action the type does not have is given to nobody, as an evaluation answers.
+    let Some(permission) = permission_of(&resource.kind, &action.kind)
+        .ok()
+        .filter(|p| {
+            ctx.index()
+                .validate_permission(Some(ctx.org_id()), p)
+                .is_ok()
+        })
+    else {
         return Ok(paged(Vec::new(), offset, limit));
     };
     let ids = search_resources(
@@ -475,7 +510,7 @@ pub async fn search_action(
     let (offset, limit) = page_of(body)?;
     let subject_query = subject_query(&subject);
     if !is_caller(&ctx, &subject_query) {
-        ctx.require_in_org("check:execute")?;
+        require_check_execute(&ctx)?;
     }
     let query = ResourceQuery {
         resource_type: resource.kind.clone(),

@@ -8,13 +8,14 @@ use arbiter_core::irn::Irn;
 use arbiter_core::model::Properties;
 use arbiter_core::permission::Permission;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::{Ctx, JsonBody};
+use crate::extract::{Caller, Ctx, JsonBody};
 use crate::state::AppState;
 
 /// The most checks one batch may hold.
@@ -104,7 +105,6 @@ struct Parsed {
     action_properties: Properties,
     context: Value,
     explain: bool,
-    at_least: Option<u64>,
 }
 
 fn parse(ctx: &Ctx, index: &Index, body: CheckBody) -> Result<Parsed, ApiError> {
@@ -176,7 +176,6 @@ fn parse(ctx: &Ctx, index: &Index, body: CheckBody) -> Result<Parsed, ApiError> 
         action_properties: body.action.map(|a| a.properties).unwrap_or_default(),
         context: body.context.unwrap_or_else(|| json!({})),
         explain: body.explain,
-        at_least: body.at_least_revision.map(|r| r.value()).transpose()?,
     })
 }
 
@@ -216,29 +215,59 @@ fn decide(ctx: &Ctx, index: &Index, p: &Parsed) -> Decision {
     )
 }
 
-async fn index_for(
+/// The caller on an index at least as fresh as `wanted` (waiting, bounded, for it).
+async fn fresher(
     state: &AppState,
-    ctx: &Ctx,
-    at_least: Option<u64>,
-) -> Result<Arc<Index>, ApiError> {
-    match at_least {
-        Some(rev) if rev > ctx.caller.index.revision => state.wait_for(rev).await,
-        _ => Ok(ctx.caller.index.clone()),
+    caller: Caller,
+    wanted: Option<u64>,
+) -> Result<Caller, ApiError> {
+    match wanted {
+        Some(rev) if rev > caller.index.revision => {
+            let index = state.wait_for(rev).await?;
+            Ok(Caller { index, ..caller })
+        }
+        _ => Ok(caller),
+    }
+}
+
+/// `at_least_revision` of a raw batch item.
+fn wanted_of(item: &Value) -> Result<Option<u64>, ApiError> {
+    match item.get("at_least_revision") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::field("at_least_revision", "must be a revision number")),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::field("at_least_revision", "must be a revision number")),
+        Some(_) => Err(ApiError::field(
+            "at_least_revision",
+            "must be a revision number",
+        )),
     }
 }
 
 /// `POST /v1/check`: `check:execute` unless the subject is the caller.
 pub async fn check(
     State(state): State<Arc<AppState>>,
-    ctx: Ctx,
+    caller: Caller,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<CheckBody>,
 ) -> Result<Json<CheckAnswer>, ApiError> {
+    // Wait for the revision asked before anything is looked up, the organization included.
+    let wanted = body
+        .at_least_revision
+        .as_ref()
+        .map(RevisionBody::value)
+        .transpose()?;
+    let ctx = Ctx::resolve(fresher(&state, caller, wanted).await?, &headers)?;
     let parsed = parse(&ctx, ctx.index(), body)?;
     if !is_caller(&ctx, &parsed.subject) {
         require_check_execute(&ctx)?;
     }
-    let index = index_for(&state, &ctx, parsed.at_least).await?;
-    let decision = decide(&ctx, &index, &parsed);
+    let decision = decide(&ctx, ctx.index(), &parsed);
     state.usage.count(ctx.org_id(), decision.allowed);
     Ok(Json(decision.into()))
 }
@@ -252,7 +281,8 @@ pub struct BatchBody {
 /// place and the rest are still decided.
 pub async fn batch(
     State(state): State<Arc<AppState>>,
-    ctx: Ctx,
+    caller: Caller,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<Json<Value>, ApiError> {
     if body.checks.len() > MAX_BATCH {
@@ -261,6 +291,11 @@ pub async fn batch(
             format!("must hold at most {MAX_BATCH} checks"),
         ));
     }
+    let mut wanted = None;
+    for item in &body.checks {
+        wanted = wanted.max(wanted_of(item).unwrap_or(None));
+    }
+    let ctx = Ctx::resolve(fresher(&state, caller, wanted).await?, &headers)?;
     let parsed: Vec<Result<Parsed, ApiError>> = body
         .checks
         .into_iter()
@@ -277,8 +312,7 @@ pub async fn batch(
     {
         require_check_execute(&ctx)?;
     }
-    let at_least = parsed.iter().flatten().filter_map(|p| p.at_least).max();
-    let index = index_for(&state, &ctx, at_least).await?;
+    let index = ctx.caller.index.clone();
     let results: Vec<Value> = parsed
         .iter()
         .map(|p| match p {

@@ -43,8 +43,16 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let index = state.index();
+    let lag = state
+        .store
+        .head()
+        .await
+        .map(|head| head.saturating_sub(index.revision))
+        .unwrap_or(0);
     let body = format!(
-        "# HELP arbiter_revision The revision the index is at.\n# TYPE arbiter_revision gauge\narbiter_revision {}\n\
+        "# HELP arbiter_revision_lag Revisions committed to the store that this replica has not applied yet.\n\
+         # TYPE arbiter_revision_lag gauge\narbiter_revision_lag {lag}\n\
+         # HELP arbiter_revision The revision the index is at.\n# TYPE arbiter_revision gauge\narbiter_revision {}\n\
          # HELP arbiter_index_objects Objects in the index, by kind.\n# TYPE arbiter_index_objects gauge\n\
          arbiter_index_objects{{kind=\"organization\"}} {}\narbiter_index_objects{{kind=\"user\"}} {}\n\
          arbiter_index_objects{{kind=\"role_binding\"}} {}\narbiter_index_objects{{kind=\"api_key\"}} {}\n\

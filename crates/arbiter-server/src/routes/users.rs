@@ -258,10 +258,6 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
             });
         }
     }
-    let last = index
-        .user_organizations
-        .get(user_id)
-        .is_none_or(|orgs| orgs.iter().all(|o| o == org));
     let keys: Vec<Arc<ApiKey>> = index
         .user_keys
         .get(user_id)
@@ -271,6 +267,21 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
         .collect();
     let mut subjects = vec![SubjectRef::User(user_id.to_owned())];
     subjects.extend(keys.iter().map(|k| SubjectRef::ApiKey(k.id.clone())));
+    // A user bound on the platform is not the organization's to delete, even when it leaves its
+    // last organization: only its membership goes.
+    let on_platform = subjects.iter().any(|subject| {
+        index
+            .bindings_by_subject
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .any(|b| b.binding.organization_id.is_none())
+    });
+    let last = !on_platform
+        && index
+            .user_organizations
+            .get(user_id)
+            .is_none_or(|orgs| orgs.iter().all(|o| o == org));
     for subject in &subjects {
         for b in index.bindings_by_subject.get(subject).into_iter().flatten() {
             if last || b.binding.organization_id.as_deref() == Some(org) {
@@ -471,7 +482,17 @@ pub async fn invite(
                     });
                     MembershipStatus::Pending
                 };
-                if let Some(role_id) = &body.role_id {
+                let org_node = Node::Organization(ctx.org_id().to_owned());
+                let bound = |role_id: &str| {
+                    index
+                        .bindings_by_subject
+                        .get(&SubjectRef::User(user.id.clone()))
+                        .into_iter()
+                        .flatten()
+                        .any(|b| b.binding.role_id == role_id && b.binding.node == org_node && b.binding.condition.is_none())
+                };
+                // Inviting again does not bind the role a second time.
+                if let Some(role_id) = body.role_id.as_ref().filter(|r| !bound(r)) {
                     let binding = RoleBinding {
                         id: new_id("rb"),
                         role_id: role_id.clone(),

@@ -28,7 +28,12 @@ async fn organizations_list_create_get_delete_members_and_current() {
     let mut revs = Revisions::new(&app).await;
 
     let acme = app
-        .post("/v1/organizations", ADMIN_KEY, None, json!({"name": "Acme"}))
+        .post(
+            "/v1/organizations",
+            ADMIN_KEY,
+            None,
+            json!({"name": "Acme"}),
+        )
         .await;
     assert_eq!(acme.status, StatusCode::CREATED, "{}", acme.text);
     revs.advanced(&acme);
@@ -50,7 +55,12 @@ async fn organizations_list_create_get_delete_members_and_current() {
     revs.unchanged(&app).await;
 
     let beta = app
-        .post("/v1/organizations", ADMIN_KEY, None, json!({"name": "Beta"}))
+        .post(
+            "/v1/organizations",
+            ADMIN_KEY,
+            None,
+            json!({"name": "Beta"}),
+        )
         .await;
     assert_eq!(beta.status, StatusCode::CREATED, "{}", beta.text);
     revs.advanced(&beta);
@@ -62,13 +72,18 @@ async fn organizations_list_create_get_delete_members_and_current() {
     assert_eq!(all.body["offset"], 0);
     assert_eq!(all.body["limit"], 100);
     let listed = ids(&all);
-    assert!(listed.contains(&acme) && listed.contains(&beta), "{listed:?}");
+    assert!(
+        listed.contains(&acme) && listed.contains(&beta),
+        "{listed:?}"
+    );
     let paged = app
         .get("/v1/organizations?offset=1&limit=1", ADMIN_KEY, None)
         .await;
     assert_eq!(paged.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(paged.body["total"], 2);
-    let too_big = app.get("/v1/organizations?limit=1001", ADMIN_KEY, None).await;
+    let too_big = app
+        .get("/v1/organizations?limit=1001", ADMIN_KEY, None)
+        .await;
     assert_error(&too_big, StatusCode::BAD_REQUEST, "invalid_field");
 
     let (alice, alice_key) = app.member_with_key(&acme, "alice@acme.test").await;
@@ -78,7 +93,12 @@ async fn organizations_list_create_get_delete_members_and_current() {
     let mine = app.get("/v1/organizations", &alice_key, None).await;
     assert_eq!(ids(&mine), vec![acme.clone()], "{}", mine.text);
     let refused = app
-        .post("/v1/organizations", &alice_key, None, json!({"name": "Mine"}))
+        .post(
+            "/v1/organizations",
+            &alice_key,
+            None,
+            json!({"name": "Mine"}),
+        )
         .await;
     assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
     let got = app
@@ -90,9 +110,7 @@ async fn organizations_list_create_get_delete_members_and_current() {
         .get(&format!("/v1/organizations/{beta}"), &alice_key, None)
         .await;
     assert_error(&other, StatusCode::NOT_FOUND, "not_found");
-    let current = app
-        .get("/v1/organizations/current", &alice_key, None)
-        .await;
+    let current = app.get("/v1/organizations/current", &alice_key, None).await;
     assert_eq!(current.status, StatusCode::OK, "{}", current.text);
     assert_eq!(current.body["organization_id"], acme.as_str());
 
@@ -130,13 +148,17 @@ async fn organizations_list_create_get_delete_members_and_current() {
     let mine = app.get("/v1/organizations", &alice_key, None).await;
     assert_eq!(mine.body["total"], 2, "{}", mine.text);
 
-    // Two organizations and no current one: the caller must choose.
-    let ambiguous = app
-        .get("/v1/organizations/current", &alice_key, None)
-        .await;
+    // The key keeps the organization it was created in as its current one.
+    let current = app.get("/v1/organizations/current", &alice_key, None).await;
+    assert_eq!(
+        current.body["organization_id"],
+        acme.as_str(),
+        "{}",
+        current.text
+    );
+    // A caller in no organization, with no current one, must name one.
+    let ambiguous = app.get("/v1/spaces", ADMIN_KEY, None).await;
     assert_error(&ambiguous, StatusCode::BAD_REQUEST, "organization_required");
-    let spaces = app.get("/v1/spaces", &alice_key, None).await;
-    assert_error(&spaces, StatusCode::BAD_REQUEST, "organization_required");
     let chose = app
         .put(
             "/v1/organizations/current",
@@ -147,15 +169,23 @@ async fn organizations_list_create_get_delete_members_and_current() {
         .await;
     assert_eq!(chose.status, StatusCode::OK, "{}", chose.text);
     revs.advanced(&chose);
-    let current = app
-        .get("/v1/organizations/current", &alice_key, None)
-        .await;
-    assert_eq!(current.body["organization_id"], beta.as_str(), "{}", current.text);
+    let current = app.get("/v1/organizations/current", &alice_key, None).await;
+    assert_eq!(
+        current.body["organization_id"],
+        beta.as_str(),
+        "{}",
+        current.text
+    );
     // The header wins over the key's current organization.
     let header = app
         .get("/v1/organizations/current", &alice_key, Some(&acme))
         .await;
-    assert_eq!(header.body["organization_id"], acme.as_str(), "{}", header.text);
+    assert_eq!(
+        header.body["organization_id"],
+        acme.as_str(),
+        "{}",
+        header.text
+    );
     let not_mine = app
         .put(
             "/v1/organizations/current",
@@ -188,10 +218,13 @@ async fn organizations_list_create_get_delete_members_and_current() {
         .await;
     assert_error(&gone, StatusCode::NOT_FOUND, "not_found");
     // Alice's key survives, back to her only organization.
-    let current = app
-        .get("/v1/organizations/current", &alice_key, None)
-        .await;
-    assert_eq!(current.body["organization_id"], acme.as_str(), "{}", current.text);
+    let current = app.get("/v1/organizations/current", &alice_key, None).await;
+    assert_eq!(
+        current.body["organization_id"],
+        acme.as_str(),
+        "{}",
+        current.text
+    );
     let all = app.get("/v1/organizations", ADMIN_KEY, None).await;
     assert_eq!(ids(&all), vec![acme.clone()]);
 }
@@ -217,7 +250,12 @@ async fn spaces_and_their_members() {
     assert_eq!(created.body["description"], "R&D");
     let space = id_of(&created);
     let dup = app
-        .post("/v1/spaces", ADMIN_KEY, Some(&org), json!({"name": "research"}))
+        .post(
+            "/v1/spaces",
+            ADMIN_KEY,
+            Some(&org),
+            json!({"name": "research"}),
+        )
         .await;
     assert_error(&dup, StatusCode::CONFLICT, "already_exists");
     revs.unchanged(&app).await;
@@ -230,7 +268,12 @@ async fn spaces_and_their_members() {
     assert_eq!(got.body["name"], "Research", "{}", got.text);
 
     let empty = app
-        .patch(&format!("/v1/spaces/{space}"), ADMIN_KEY, Some(&org), json!({}))
+        .patch(
+            &format!("/v1/spaces/{space}"),
+            ADMIN_KEY,
+            Some(&org),
+            json!({}),
+        )
         .await;
     assert_error(&empty, StatusCode::BAD_REQUEST, "invalid_field");
     revs.unchanged(&app).await;
@@ -249,7 +292,9 @@ async fn spaces_and_their_members() {
 
     // A plain member cannot read, create or change spaces.
     assert_eq!(app.total("/v1/spaces", &alice_key, None).await, 0);
-    let refused = app.get(&format!("/v1/spaces/{space}"), &alice_key, None).await;
+    let refused = app
+        .get(&format!("/v1/spaces/{space}"), &alice_key, None)
+        .await;
     assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
     let refused = app
         .post("/v1/spaces", &alice_key, None, json!({"name": "Mine"}))
@@ -316,6 +361,13 @@ async fn spaces_and_their_members() {
 
     // A space with projects cannot be deleted.
     let project = app.create_project(&org, &space, "Vision").await;
+    let auditor = predefined("auditor");
+    let on_space = app
+        .bind(&org, &auditor, &alice, "SPACE", Some(&space))
+        .await;
+    let on_project = app
+        .bind(&org, &auditor, &alice, "PROJECT", Some(&project))
+        .await;
     revs.last = app.head_revision().await;
     let busy = app
         .delete(&format!("/v1/spaces/{space}"), ADMIN_KEY, Some(&org))
@@ -327,6 +379,23 @@ async fn spaces_and_their_members() {
         .await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
     revs.advanced(&gone);
+    // The bindings on a deleted node go with it.
+    let binding = app
+        .get(
+            &format!("/v1/role-bindings/{on_project}"),
+            ADMIN_KEY,
+            Some(&org),
+        )
+        .await;
+    assert_error(&binding, StatusCode::NOT_FOUND, "not_found");
+    let binding = app
+        .get(
+            &format!("/v1/role-bindings/{on_space}"),
+            ADMIN_KEY,
+            Some(&org),
+        )
+        .await;
+    assert_eq!(binding.status, StatusCode::OK, "{}", binding.text);
     let deleted = app
         .delete(&format!("/v1/spaces/{space}"), ADMIN_KEY, Some(&org))
         .await;
@@ -336,6 +405,23 @@ async fn spaces_and_their_members() {
         .get(&format!("/v1/spaces/{space}"), ADMIN_KEY, Some(&org))
         .await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    let binding = app
+        .get(
+            &format!("/v1/role-bindings/{on_space}"),
+            ADMIN_KEY,
+            Some(&org),
+        )
+        .await;
+    assert_error(&binding, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        app.total(
+            &format!("/v1/role-bindings?user_id={alice}"),
+            ADMIN_KEY,
+            Some(&org)
+        )
+        .await,
+        0
+    );
     assert_eq!(app.total("/v1/spaces", ADMIN_KEY, Some(&org)).await, 0);
 }
 
@@ -379,7 +465,12 @@ async fn projects_in_spaces() {
         .await;
     assert_error(&no_space, StatusCode::NOT_FOUND, "not_found");
     let missing = app
-        .post("/v1/projects", ADMIN_KEY, Some(&org), json!({"name": "Lost"}))
+        .post(
+            "/v1/projects",
+            ADMIN_KEY,
+            Some(&org),
+            json!({"name": "Lost"}),
+        )
         .await;
     assert_error(&missing, StatusCode::BAD_REQUEST, "invalid_body");
     revs.unchanged(&app).await;
@@ -402,7 +493,12 @@ async fn projects_in_spaces() {
     assert_eq!(got.body["name"], "Vision", "{}", got.text);
 
     let empty = app
-        .patch(&format!("/v1/projects/{vision}"), ADMIN_KEY, Some(&org), json!({}))
+        .patch(
+            &format!("/v1/projects/{vision}"),
+            ADMIN_KEY,
+            Some(&org),
+            json!({}),
+        )
         .await;
     assert_error(&empty, StatusCode::BAD_REQUEST, "invalid_field");
     let patched = app
@@ -473,14 +569,26 @@ async fn users_me_auth_info_and_invitations() {
     assert_eq!(created.body["properties"]["dept"], "ml");
     let alice = id_of(&created);
     for (body, status, code) in [
-        (json!({"email": "not-an-email"}), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!({"email": "ALICE@acme.test"}), StatusCode::CONFLICT, "already_exists"),
+        (
+            json!({"email": "not-an-email"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json!({"email": "ALICE@acme.test"}),
+            StatusCode::CONFLICT,
+            "already_exists",
+        ),
         (
             json!({"email": "other@acme.test", "external_ids": ["idp|alice"]}),
             StatusCode::CONFLICT,
             "already_exists",
         ),
-        (json!({"name": "No email"}), StatusCode::BAD_REQUEST, "invalid_body"),
+        (
+            json!({"name": "No email"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
     ] {
         let refused = app.post("/v1/users", ADMIN_KEY, Some(&org), body).await;
         assert_error(&refused, status, code);
@@ -503,7 +611,12 @@ async fn users_me_auth_info_and_invitations() {
     assert_eq!(got.body["name"], "Alice", "{}", got.text);
 
     let empty = app
-        .patch(&format!("/v1/users/{bob}"), ADMIN_KEY, Some(&org), json!({}))
+        .patch(
+            &format!("/v1/users/{bob}"),
+            ADMIN_KEY,
+            Some(&org),
+            json!({}),
+        )
         .await;
     assert_error(&empty, StatusCode::BAD_REQUEST, "invalid_field");
     let patched = app
@@ -525,7 +638,12 @@ async fn users_me_auth_info_and_invitations() {
     assert_eq!(me.body["id"], alice.as_str());
     assert_eq!(me.body["organizations"], json!([org]));
     let renamed = app
-        .patch("/v1/users/me", &alice_key, None, json!({"name": "Alice A."}))
+        .patch(
+            "/v1/users/me",
+            &alice_key,
+            None,
+            json!({"name": "Alice A."}),
+        )
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
     revs.advanced(&renamed);
@@ -535,7 +653,9 @@ async fn users_me_auth_info_and_invitations() {
     assert_eq!(seen.body["name"], "Alice A.", "{}", seen.text);
     let empty = app.patch("/v1/users/me", &alice_key, None, json!({})).await;
     assert_error(&empty, StatusCode::BAD_REQUEST, "invalid_field");
-    let own = app.get(&format!("/v1/users/{alice}"), &alice_key, None).await;
+    let own = app
+        .get(&format!("/v1/users/{alice}"), &alice_key, None)
+        .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
     let other = app.get(&format!("/v1/users/{bob}"), &alice_key, None).await;
     assert_error(&other, StatusCode::FORBIDDEN, "forbidden");
@@ -550,7 +670,9 @@ async fn users_me_auth_info_and_invitations() {
     assert_error(&other, StatusCode::FORBIDDEN, "forbidden");
     let list = app.get("/v1/users", &alice_key, None).await;
     assert_error(&list, StatusCode::FORBIDDEN, "forbidden");
-    let delete = app.delete(&format!("/v1/users/{bob}"), &alice_key, None).await;
+    let delete = app
+        .delete(&format!("/v1/users/{bob}"), &alice_key, None)
+        .await;
     assert_error(&delete, StatusCode::FORBIDDEN, "forbidden");
     revs.unchanged(&app).await;
 
@@ -567,7 +689,10 @@ async fn users_me_auth_info_and_invitations() {
         .iter()
         .filter_map(|r| r["role_name"].as_str())
         .collect();
-    assert!(roles.contains(&"base") && roles.contains(&"developer"), "{roles:?}");
+    assert!(
+        roles.contains(&"base") && roles.contains(&"developer"),
+        "{roles:?}"
+    );
     let permissions = info.body["permissions"].as_array().unwrap();
     assert!(
         permissions
@@ -581,7 +706,12 @@ async fn users_me_auth_info_and_invitations() {
         "{}",
         info.text
     );
-    assert_eq!(info.body["keys"].as_array().map(Vec::len), Some(1), "{}", info.text);
+    assert_eq!(
+        info.body["keys"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        info.text
+    );
 
     // Invitations: pending members, optionally bound to a role on the organization.
     revs.last = app.head_revision().await;
@@ -605,7 +735,11 @@ async fn users_me_auth_info_and_invitations() {
     let carol_seen = app
         .get(&format!("/v1/users/{carol}"), ADMIN_KEY, Some(&org))
         .await;
-    assert_eq!(carol_seen.body["membership_status"], "pending", "{}", carol_seen.text);
+    assert_eq!(
+        carol_seen.body["membership_status"], "pending",
+        "{}",
+        carol_seen.text
+    );
     let carol_bindings = app
         .get(
             &format!("/v1/role-bindings?user_id={carol}"),
@@ -614,11 +748,24 @@ async fn users_me_auth_info_and_invitations() {
         )
         .await;
     assert_eq!(carol_bindings.body["total"], 1, "{}", carol_bindings.text);
-    assert_eq!(carol_bindings.body["items"][0]["role_id"], predefined("auditor"));
+    assert_eq!(
+        carol_bindings.body["items"][0]["role_id"],
+        predefined("auditor")
+    );
     assert!(app.allowed(&org, &carol, "model:read", "model", "m1").await);
     for (key, body, status, code) in [
-        (ADMIN_KEY, json!({"emails": []}), StatusCode::BAD_REQUEST, "invalid_field"),
-        (ADMIN_KEY, json!({"emails": ["nope"]}), StatusCode::BAD_REQUEST, "invalid_field"),
+        (
+            ADMIN_KEY,
+            json!({"emails": []}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            ADMIN_KEY,
+            json!({"emails": ["nope"]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
         (
             ADMIN_KEY,
             json!({"emails": ["dan@acme.test"], "role_id": predefined("project_key")}),
@@ -696,14 +843,20 @@ async fn groups_and_permission_profiles() {
             .await;
         assert_error(&dup, StatusCode::CONFLICT, "already_exists");
         let refused = app
-            .post(&format!("/v1/{route}"), &alice_key, None, json!({"name": "Mine"}))
+            .post(
+                &format!("/v1/{route}"),
+                &alice_key,
+                None,
+                json!({"name": "Mine"}),
+            )
             .await;
         assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
         revs.unchanged(&app).await;
 
         let path = format!("/v1/{route}/{id}");
         assert_eq!(
-            app.total(&format!("/v1/{route}"), ADMIN_KEY, Some(&org)).await,
+            app.total(&format!("/v1/{route}"), ADMIN_KEY, Some(&org))
+                .await,
             1
         );
         let got = app.get(&path, ADMIN_KEY, Some(&org)).await;
@@ -711,7 +864,12 @@ async fn groups_and_permission_profiles() {
         let empty = app.patch(&path, ADMIN_KEY, Some(&org), json!({})).await;
         assert_error(&empty, StatusCode::BAD_REQUEST, "invalid_field");
         let patched = app
-            .patch(&path, ADMIN_KEY, Some(&org), json!({"description": "they approve"}))
+            .patch(
+                &path,
+                ADMIN_KEY,
+                Some(&org),
+                json!({"description": "they approve"}),
+            )
             .await;
         assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
         revs.advanced(&patched);
@@ -791,7 +949,12 @@ async fn resources_registry() {
             json!({"properties": {"stage": "dev"}}),
         )
         .await;
-    assert_eq!(replaced.status, StatusCode::OK, "a replacement: {}", replaced.text);
+    assert_eq!(
+        replaced.status,
+        StatusCode::OK,
+        "a replacement: {}",
+        replaced.text
+    );
     revs.advanced(&replaced);
     assert!(replaced.body["project_id"].is_null(), "{}", replaced.text);
     assert_eq!(replaced.body["created_at"], created.body["created_at"]);
@@ -812,8 +975,18 @@ async fn resources_registry() {
     revs.advanced(&in_project);
 
     for (path, body, status, code) in [
-        ("/v1/resources/nosuchtype/x", json!({}), StatusCode::BAD_REQUEST, "invalid_field"),
-        ("/v1/resources/space/x", json!({}), StatusCode::UNPROCESSABLE_ENTITY, "reserved_type"),
+        (
+            "/v1/resources/nosuchtype/x",
+            json!({}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/v1/resources/space/x",
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reserved_type",
+        ),
         (
             "/v1/resources/model/m9",
             json!({"project_id": "prj_nowhere"}),
@@ -846,11 +1019,49 @@ async fn resources_registry() {
         .await;
     assert_eq!(got.body["properties"]["stage"], "dev", "{}", got.text);
 
+    let alice = app.create_user(&org, "alice@acme.test").await;
+    let on_model = app
+        .bind(
+            &org,
+            &predefined("auditor"),
+            &alice,
+            "RESOURCE",
+            Some("model:m1"),
+        )
+        .await;
+    let on_dataset = app
+        .bind(
+            &org,
+            &predefined("auditor"),
+            &alice,
+            "RESOURCE",
+            Some("dataset:d1"),
+        )
+        .await;
+    assert!(app.allowed(&org, &alice, "model:read", "model", "m1").await);
+    revs.last = app.head_revision().await;
     let deleted = app
         .delete("/v1/resources/model/m1", ADMIN_KEY, Some(&org))
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
     revs.advanced(&deleted);
+    let binding = app
+        .get(
+            &format!("/v1/role-bindings/{on_model}"),
+            ADMIN_KEY,
+            Some(&org),
+        )
+        .await;
+    assert_error(&binding, StatusCode::NOT_FOUND, "not_found");
+    let binding = app
+        .get(
+            &format!("/v1/role-bindings/{on_dataset}"),
+            ADMIN_KEY,
+            Some(&org),
+        )
+        .await;
+    assert_eq!(binding.status, StatusCode::OK, "{}", binding.text);
+    assert!(!app.allowed(&org, &alice, "model:read", "model", "m1").await);
     let gone = app
         .get("/v1/resources/model/m1", ADMIN_KEY, Some(&org))
         .await;
@@ -875,7 +1086,13 @@ async fn catalog_and_role_permissions() {
         .iter()
         .find(|t| t["name"] == "model")
         .unwrap_or_else(|| panic!("no model type: {}", catalog.text));
-    assert!(model["actions"].as_array().unwrap().contains(&json!("deploy")), "{model}");
+    assert!(
+        model["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("deploy")),
+        "{model}"
+    );
     let mut roles: Vec<&str> = catalog.body["roles"]
         .as_array()
         .unwrap()
@@ -899,7 +1116,10 @@ async fn catalog_and_role_permissions() {
 
     let permissions = app
         .get(
-            &format!("/v1/authorization/permissions?role_id={}", predefined("auditor")),
+            &format!(
+                "/v1/authorization/permissions?role_id={}",
+                predefined("auditor")
+            ),
             &alice_key,
             None,
         )
@@ -924,7 +1144,11 @@ async fn catalog_and_role_permissions() {
         permissions.text
     );
     let unknown = app
-        .get("/v1/authorization/permissions?role_id=role_nosuch", &alice_key, None)
+        .get(
+            "/v1/authorization/permissions?role_id=role_nosuch",
+            &alice_key,
+            None,
+        )
         .await;
     assert_error(&unknown, StatusCode::NOT_FOUND, "not_found");
 
@@ -944,7 +1168,11 @@ async fn catalog_and_role_permissions() {
             )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-        assert_eq!(a.body, json!({"authorized": expected}), "{role} {permission}");
+        assert_eq!(
+            a.body,
+            json!({"authorized": expected}),
+            "{role} {permission}"
+        );
     }
     let bad = app
         .post(
@@ -994,14 +1222,20 @@ async fn audit_events_record_every_write_with_its_actor() {
     assert_eq!(events.status, StatusCode::OK, "{}", events.text);
     assert_eq!(events.body["total"], 2, "{}", events.text);
     let items = events.body["items"].as_array().unwrap();
-    let create = items.iter().find(|e| e["action"] == "space.create").unwrap();
+    let create = items
+        .iter()
+        .find(|e| e["action"] == "space.create")
+        .unwrap();
     assert_eq!(create["actor_user_id"], "usr_admin");
     assert_eq!(create["actor_key_id"], "key_bootstrap");
     assert_eq!(create["request_id"], "req-audit-1");
     assert_eq!(create["after"]["name"], "Research");
     assert!(create["before"].is_null());
     assert!(create["at"].is_string());
-    let update = items.iter().find(|e| e["action"] == "space.update").unwrap();
+    let update = items
+        .iter()
+        .find(|e| e["action"] == "space.update")
+        .unwrap();
     assert_eq!(update["before"]["name"], "Research");
     assert_eq!(update["after"]["name"], "Lab");
 
@@ -1031,8 +1265,12 @@ async fn audit_events_record_every_write_with_its_actor() {
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        app.total("/v1/audit-events?action=space.create", ADMIN_KEY, Some(&org))
-            .await,
+        app.total(
+            "/v1/audit-events?action=space.create",
+            ADMIN_KEY,
+            Some(&org)
+        )
+        .await,
         1
     );
     // Reading the log needs audit:read.
@@ -1054,7 +1292,11 @@ async fn health_readiness_metrics_and_openapi_need_no_key() {
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     assert_eq!(ready.body["status"], "ready");
     let revision: u64 = ready.body["revision"].as_str().unwrap().parse().unwrap();
-    assert!(revision >= 3, "bootstrap, organization and user: {}", ready.text);
+    assert!(
+        revision >= 3,
+        "bootstrap, organization and user: {}",
+        ready.text
+    );
     assert_eq!(ready.body["revision"], ready.body["store_revision"]);
 
     let metrics = app.call(Method::GET, "/metrics", None, None, None).await;
@@ -1062,7 +1304,9 @@ async fn health_readiness_metrics_and_openapi_need_no_key() {
     let content_type = metrics.headers["content-type"].to_str().unwrap();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     assert!(
-        metrics.text.contains(&format!("arbiter_revision {revision}")),
+        metrics
+            .text
+            .contains(&format!("arbiter_revision {revision}")),
         "{}",
         metrics.text
     );
@@ -1075,10 +1319,14 @@ async fn health_readiness_metrics_and_openapi_need_no_key() {
     );
     assert!(metrics.text.contains("# TYPE arbiter_revision gauge"));
 
-    let openapi = app.call(Method::GET, "/openapi.json", None, None, None).await;
+    let openapi = app
+        .call(Method::GET, "/openapi.json", None, None, None)
+        .await;
     assert_eq!(openapi.status, StatusCode::OK);
     assert!(
-        openapi.body["openapi"].as_str().is_some_and(|v| v.starts_with('3')),
+        openapi.body["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('3')),
         "{}",
         openapi.text
     );
@@ -1157,7 +1405,9 @@ async fn request_id_is_echoed_when_sent_and_generated_when_not() {
             )
             .await;
         assert_eq!(
-            sent.headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+            sent.headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok()),
             Some("trace-42"),
             "{path}: {}",
             sent.text
@@ -1174,4 +1424,85 @@ async fn request_id_is_echoed_when_sent_and_generated_when_not() {
         assert_ne!(first, second, "{path}: each request gets its own id");
         assert_ne!(first, "trace-42");
     }
+}
+
+#[tokio::test]
+async fn inviting_twice_neither_duplicates_the_member_nor_its_binding() {
+    let app = spawn_app().await;
+    let org = app.create_org("Acme").await;
+    let invite = json!({"emails": ["carol@acme.test"], "role_id": predefined("auditor")});
+    let first = app
+        .post(
+            "/v1/users/invite_users",
+            ADMIN_KEY,
+            Some(&org),
+            invite.clone(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let carol = first.body["users"][0]["id"].as_str().unwrap().to_owned();
+    let second = app
+        .post("/v1/users/invite_users", ADMIN_KEY, Some(&org), invite)
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    assert_eq!(
+        second.body["users"][0]["id"],
+        carol.as_str(),
+        "the same user"
+    );
+    assert_eq!(second.body["users"][0]["membership_status"], "pending");
+    assert_eq!(app.total("/v1/users", ADMIN_KEY, Some(&org)).await, 1);
+    let bindings = app
+        .get(
+            &format!("/v1/role-bindings?user_id={carol}"),
+            ADMIN_KEY,
+            Some(&org),
+        )
+        .await;
+    assert_eq!(bindings.body["total"], 1, "{}", bindings.text);
+    // So deleting the one binding listed takes the access away.
+    let id = bindings.body["items"][0]["id"].as_str().unwrap();
+    let deleted = app
+        .delete(&format!("/v1/role-bindings/{id}"), ADMIN_KEY, Some(&org))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(!app.allowed(&org, &carol, "model:read", "model", "m1").await);
+}
+
+#[tokio::test]
+async fn concurrent_writes_get_distinct_increasing_revisions() {
+    let app = spawn_app().await;
+    let org = app.create_org("Acme").await;
+    let start = app.head_revision().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let client = app.client.clone();
+        let url = format!("{}/v1/spaces", app.base);
+        let org = org.clone();
+        tasks.spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(ADMIN_KEY)
+                .header("X-Organization-Id", org)
+                .json(&json!({"name": format!("space {i}")}))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(response.status(), StatusCode::CREATED);
+            response.headers()["x-arbiter-revision"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        });
+    }
+    let mut revisions = Vec::new();
+    while let Some(revision) = tasks.join_next().await {
+        revisions.push(revision.expect("task"));
+    }
+    revisions.sort_unstable();
+    let expected: Vec<u64> = (start + 1..=start + 16).collect();
+    assert_eq!(revisions, expected, "one revision per write, none lost");
+    assert_eq!(app.head_revision().await, start + 16);
+    assert_eq!(app.total("/v1/spaces", ADMIN_KEY, Some(&org)).await, 16);
 }

@@ -50,6 +50,10 @@ fn start(
 }
 
 /// Starts the binary with `ARBITER_BOOTSTRAP_KEY` set to `bootstrap_key`, or unset when `None`.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is handed to `TestApp`, which kills and waits for it"
+)]
 fn start_with(
     database_url: &str,
     dir: &std::path::Path,

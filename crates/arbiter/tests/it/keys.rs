@@ -36,7 +36,11 @@ async fn keys_for_oneself_and_for_others_and_the_secret_is_shown_once() {
     assert_eq!(created.body["kind"], "user");
     assert_eq!(created.body["organization_id"], org.as_str());
     assert_eq!(created.body["prefix"], &secret[..10]);
-    assert!(created.body.get("secret_hash").is_none(), "{}", created.text);
+    assert!(
+        created.body.get("secret_hash").is_none(),
+        "{}",
+        created.text
+    );
     let laptop = id_of(&created);
     let me = app.get("/v1/users/me", &secret, None).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
@@ -68,8 +72,15 @@ async fn keys_for_oneself_and_for_others_and_the_secret_is_shown_once() {
         json!({"name": "k", "project_id": "prj_x"}),
         json!({"name": "k", "expires_at": "soon"}),
     ] {
-        let refused = app.post("/v1/api-keys", &alice_key, None, body.clone()).await;
-        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}: {}", refused.text);
+        let refused = app
+            .post("/v1/api-keys", &alice_key, None, body.clone())
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.text
+        );
         assert_error(&refused, StatusCode::BAD_REQUEST, &error_code(&refused));
     }
     revs.unchanged(&app).await;
@@ -84,7 +95,10 @@ async fn keys_for_oneself_and_for_others_and_the_secret_is_shown_once() {
     assert_eq!(for_bob.status, StatusCode::CREATED, "{}", for_bob.text);
     revs.advanced(&for_bob);
     let bob_key = for_bob.body["key"].as_str().unwrap().to_owned();
-    assert_eq!(app.get("/v1/users/me", &bob_key, None).await.body["id"], bob.as_str());
+    assert_eq!(
+        app.get("/v1/users/me", &bob_key, None).await.body["id"],
+        bob.as_str()
+    );
 
     // The list never holds a secret.
     let listed = app.get("/v1/api-keys", &alice_key, None).await;
@@ -93,7 +107,10 @@ async fn keys_for_oneself_and_for_others_and_the_secret_is_shown_once() {
     assert!(!listed.text.contains(&secret), "{}", listed.text);
     assert!(!listed.text.contains(&alice_key), "{}", listed.text);
     for item in listed.body["items"].as_array().unwrap() {
-        assert!(item.get("key").is_none() && item.get("secret_hash").is_none(), "{item}");
+        assert!(
+            item.get("key").is_none() && item.get("secret_hash").is_none(),
+            "{item}"
+        );
         assert_eq!(item["user_id"], alice.as_str());
     }
     assert!(listed.body["items"]
@@ -107,7 +124,11 @@ async fn keys_for_oneself_and_for_others_and_the_secret_is_shown_once() {
         .await;
     assert_error(&others, StatusCode::FORBIDDEN, "forbidden");
     let by_admin = app
-        .get(&format!("/v1/api-keys?user_id={alice}"), ADMIN_KEY, Some(&org))
+        .get(
+            &format!("/v1/api-keys?user_id={alice}"),
+            ADMIN_KEY,
+            Some(&org),
+        )
         .await;
     assert_eq!(by_admin.body["total"], 2, "{}", by_admin.text);
     assert!(!by_admin.text.contains(&secret));
@@ -185,7 +206,9 @@ async fn revoking_takes_effect_on_the_very_next_request() {
         .await;
     assert_eq!(again.status, StatusCode::NO_CONTENT, "{}", again.text);
     revs.unchanged(&app).await;
-    let unknown = app.delete("/v1/api-keys/key_nowhere", &alice_key, None).await;
+    let unknown = app
+        .delete("/v1/api-keys/key_nowhere", &alice_key, None)
+        .await;
     assert_error(&unknown, StatusCode::NOT_FOUND, "not_found");
 
     // Another user's key: api_key:delete.
@@ -353,11 +376,19 @@ async fn project_keys_act_as_themselves_inside_their_project() {
         )
         .await;
     assert_eq!(bindings.body["total"], 1, "{}", bindings.text);
-    assert_eq!(bindings.body["items"][0]["role_id"], predefined("project_key"));
+    assert_eq!(
+        bindings.body["items"][0]["role_id"],
+        predefined("project_key")
+    );
     assert_eq!(bindings.body["items"][0]["resource_id"], project.as_str());
     // Its organization is fixed.
     let current = app.get("/v1/organizations/current", &secret, None).await;
-    assert_eq!(current.body["organization_id"], org.as_str(), "{}", current.text);
+    assert_eq!(
+        current.body["organization_id"],
+        org.as_str(),
+        "{}",
+        current.text
+    );
     let other_org = app.create_org("Other").await;
     let elsewhere = app
         .get("/v1/organizations/current", &secret, Some(&other_org))
@@ -397,7 +428,11 @@ async fn project_keys_act_as_themselves_inside_their_project() {
             json!({"role_id": reader, "api_key_id": key_id, "resource_type": "PROJECT", "resource_id": project}),
         )
         .await;
-    assert_error(&user_role, StatusCode::UNPROCESSABLE_ENTITY, "user_role_on_project_key");
+    assert_error(
+        &user_role,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "user_role_on_project_key",
+    );
     // A project holding a project key cannot be deleted.
     let busy = app
         .delete(&format!("/v1/projects/{project}"), ADMIN_KEY, Some(&org))

@@ -3,6 +3,18 @@
 // Tests and benchmarks fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin_api;
+mod authzen;
+mod bad_input;
+mod checks;
 mod conformance;
+mod durability;
+mod escalation;
+mod grants;
 mod helpers;
+mod isolation;
+mod keys;
+mod replicas;
+mod roles_bindings;
+mod scopes;
 mod smoke;

@@ -33,14 +33,20 @@ async fn roles_list_get_and_the_predefined_filter() {
     let app = spawn_app().await;
     let org = app.create_org("Acme").await;
     let other = app.create_org("Other").await;
-    app.custom_role(&org, "readers", json!(["model:read"])).await;
+    app.custom_role(&org, "readers", json!(["model:read"]))
+        .await;
     app.custom_role(&other, "elsewhere", json!(["model:read"]))
         .await;
 
     let predefined_only = app
         .get("/v1/roles?is_predefined=true", ADMIN_KEY, Some(&org))
         .await;
-    assert_eq!(predefined_only.status, StatusCode::OK, "{}", predefined_only.text);
+    assert_eq!(
+        predefined_only.status,
+        StatusCode::OK,
+        "{}",
+        predefined_only.text
+    );
     assert_eq!(names(&predefined_only), PREDEFINED.to_vec());
     assert!(predefined_only.body["items"]
         .as_array()
@@ -170,7 +176,7 @@ async fn roles_create_with_unique_and_unreserved_names_and_known_permissions() {
         (
             json!({"name": "malformed", "permissions": ["model"]}),
             StatusCode::BAD_REQUEST,
-            "malformed_permission",
+            "invalid_body",
         ),
         (
             json!({"name": "scope", "permissions": [{"permission": "model:read", "scope": "WORLD"}]}),
@@ -184,7 +190,9 @@ async fn roles_create_with_unique_and_unreserved_names_and_known_permissions() {
         ),
     ];
     for (body, status, code) in refusals {
-        let refused = app.post("/v1/roles", ADMIN_KEY, Some(&org), body.clone()).await;
+        let refused = app
+            .post("/v1/roles", ADMIN_KEY, Some(&org), body.clone())
+            .await;
         assert_eq!(refused.status, status, "{body}: {}", refused.text);
         assert_error(&refused, status, code);
     }
@@ -216,14 +224,26 @@ async fn roles_patch_replaces_permissions_whole_and_predefined_roles_are_immutab
 
     for (body, status, code) in [
         (json!({}), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!({"permissions": []}), StatusCode::BAD_REQUEST, "invalid_field"),
+        (
+            json!({"permissions": []}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
         (
             json!({"permissions": ["nosuch:read"]}),
             StatusCode::BAD_REQUEST,
             "unknown_permission",
         ),
-        (json!({"name": "team_admin"}), StatusCode::CONFLICT, "reserved_name"),
-        (json!({"name": "Taken"}), StatusCode::CONFLICT, "already_exists"),
+        (
+            json!({"name": "team_admin"}),
+            StatusCode::CONFLICT,
+            "reserved_name",
+        ),
+        (
+            json!({"name": "Taken"}),
+            StatusCode::CONFLICT,
+            "already_exists",
+        ),
     ] {
         let refused = app.patch(&path, ADMIN_KEY, Some(&org), body).await;
         assert_error(&refused, status, code);
@@ -247,7 +267,10 @@ async fn roles_patch_replaces_permissions_whole_and_predefined_roles_are_immutab
     );
     // The binding now gives the new permissions only, at once.
     assert!(!app.allowed(&org, &alice, "model:read", "model", "m1").await);
-    assert!(!app.allowed(&org, &alice, "dataset:read", "dataset", "d1").await);
+    assert!(
+        !app.allowed(&org, &alice, "dataset:read", "dataset", "d1")
+            .await
+    );
     assert!(app.allowed(&org, &alice, "alert:read", "alert", "a1").await);
     let renamed = app
         .patch(
@@ -259,7 +282,10 @@ async fn roles_patch_replaces_permissions_whole_and_predefined_roles_are_immutab
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
     revs.advanced(&renamed);
-    assert_eq!(renamed.body["permissions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        renamed.body["permissions"].as_array().map(Vec::len),
+        Some(1)
+    );
     let got = app.get(&path, ADMIN_KEY, Some(&org)).await;
     assert_eq!(got.body["name"], "alert-reader");
     assert_eq!(got.body["description"], "alerts");
@@ -289,7 +315,11 @@ async fn roles_patch_replaces_permissions_whole_and_predefined_roles_are_immutab
     revs.unchanged(&app).await;
     assert!(app.allowed(&org, &alice, "alert:read", "alert", "a1").await);
     let unbound = app
-        .delete(&format!("/v1/role-bindings/{binding}"), ADMIN_KEY, Some(&org))
+        .delete(
+            &format!("/v1/role-bindings/{binding}"),
+            ADMIN_KEY,
+            Some(&org),
+        )
         .await;
     assert_eq!(unbound.status, StatusCode::NO_CONTENT, "{}", unbound.text);
     revs.advanced(&unbound);
@@ -345,7 +375,11 @@ async fn bindings_on_every_node_reach_exactly_what_lies_beneath() {
 
     // (resource_type, resource_id, what it reaches among in-project, elsewhere, loose)
     let cases: [(&str, Option<String>, [bool; 3]); 5] = [
-        ("RESOURCE", Some("model:in-project".to_owned()), [true, false, false]),
+        (
+            "RESOURCE",
+            Some("model:in-project".to_owned()),
+            [true, false, false],
+        ),
         ("PROJECT", Some(w.project.clone()), [true, false, false]),
         ("SPACE", Some(w.space.clone()), [true, false, false]),
         ("ORGANIZATION", Some(org.to_owned()), [true, true, true]),
@@ -364,8 +398,20 @@ async fn bindings_on_every_node_reach_exactly_what_lies_beneath() {
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
         revs.advanced(&created);
-        for field in ["id", "role_id", "user_id", "resource_type", "resource_id", "created_at", "updated_at"] {
-            assert!(created.body.get(field).is_some(), "no `{field}`: {}", created.text);
+        for field in [
+            "id",
+            "role_id",
+            "user_id",
+            "resource_type",
+            "resource_id",
+            "created_at",
+            "updated_at",
+        ] {
+            assert!(
+                created.body.get(field).is_some(),
+                "no `{field}`: {}",
+                created.text
+            );
         }
         assert_eq!(created.body["role_id"], w.reader.as_str());
         assert_eq!(created.body["user_id"], user.as_str());
@@ -373,13 +419,17 @@ async fn bindings_on_every_node_reach_exactly_what_lies_beneath() {
         let expected_id = resource_id.clone().unwrap_or_else(|| org.to_owned());
         assert_eq!(created.body["resource_id"], expected_id.as_str());
         let seen = [
-            app.allowed(org, &user, "model:read", "model", "in-project").await,
-            app.allowed(org, &user, "model:read", "model", "elsewhere").await,
-            app.allowed(org, &user, "model:read", "model", "loose").await,
+            app.allowed(org, &user, "model:read", "model", "in-project")
+                .await,
+            app.allowed(org, &user, "model:read", "model", "elsewhere")
+                .await,
+            app.allowed(org, &user, "model:read", "model", "loose")
+                .await,
         ];
         assert_eq!(seen, reach, "{resource_type} {resource_id:?}");
         assert!(
-            !app.allowed(org, &user, "model:write", "model", "in-project").await,
+            !app.allowed(org, &user, "model:write", "model", "in-project")
+                .await,
             "the role gives model:read only"
         );
     }
@@ -416,25 +466,61 @@ async fn bindings_on_every_node_reach_exactly_what_lies_beneath() {
     assert_eq!(platform.body["resource_type"], "PLATFORM");
     assert!(platform.body["resource_id"].is_null(), "{}", platform.text);
     let other_org = app.create_org("Other").await;
-    assert!(app.allowed(&other_org, &user, "model:read", "model", "x").await);
-    assert!(!app.allowed(&other_org, &user, "model:write", "model", "x").await);
+    assert!(
+        app.allowed(&other_org, &user, "model:read", "model", "x")
+            .await
+    );
+    assert!(
+        !app.allowed(&other_org, &user, "model:write", "model", "x")
+            .await
+    );
 
     // Malformed and unknown nodes.
     let refusals = [
-        (json!({"resource_type": "RESOURCE", "resource_id": "no-colon"}), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!({"resource_type": "RESOURCE", "resource_id": "*:x"}), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!({"resource_type": "SPACE"}), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!({"resource_type": "SPACE", "resource_id": "spc_nowhere"}), StatusCode::NOT_FOUND, "not_found"),
-        (json!({"resource_type": "PROJECT", "resource_id": "prj_nowhere"}), StatusCode::NOT_FOUND, "not_found"),
-        (json!({"resource_type": "ORGANIZATION", "resource_id": other_org}), StatusCode::NOT_FOUND, "not_found"),
-        (json!({"resource_type": "GALAXY", "resource_id": "x"}), StatusCode::BAD_REQUEST, "invalid_body"),
+        (
+            json!({"resource_type": "RESOURCE", "resource_id": "no-colon"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json!({"resource_type": "RESOURCE", "resource_id": "*:x"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json!({"resource_type": "SPACE"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json!({"resource_type": "SPACE", "resource_id": "spc_nowhere"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"resource_type": "PROJECT", "resource_id": "prj_nowhere"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"resource_type": "ORGANIZATION", "resource_id": other_org}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"resource_type": "GALAXY", "resource_id": "x"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
     ];
     revs.last = app.head_revision().await;
     for (node, status, code) in refusals {
         let mut body = node.clone();
         body["role_id"] = json!(w.reader);
         body["user_id"] = json!(user);
-        let refused = app.post("/v1/role-bindings", ADMIN_KEY, Some(org), body).await;
+        let refused = app
+            .post("/v1/role-bindings", ADMIN_KEY, Some(org), body)
+            .await;
         assert_eq!(refused.status, status, "{node}: {}", refused.text);
         assert_error(&refused, status, code);
     }
@@ -451,7 +537,12 @@ async fn bindings_to_groups_and_keys_and_their_refusals() {
 
     // A group binding gives its members access, and only while they are members.
     let group = app
-        .post("/v1/groups", ADMIN_KEY, Some(org), json!({"name": "Readers"}))
+        .post(
+            "/v1/groups",
+            ADMIN_KEY,
+            Some(org),
+            json!({"name": "Readers"}),
+        )
         .await;
     let group = id_of(&group);
     let member = format!("/v1/groups/{group}/members/{alice}");
@@ -470,12 +561,24 @@ async fn bindings_to_groups_and_keys_and_their_refusals() {
     assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.text);
     assert_eq!(bound.body["group_id"], group.as_str());
     assert!(bound.body.get("user_id").is_none(), "{}", bound.text);
-    assert!(app.allowed(org, &alice, "model:read", "model", "in-project").await);
-    assert!(!app.allowed(org, &bob, "model:read", "model", "in-project").await);
-    assert!(!app.allowed(org, &alice, "model:read", "model", "elsewhere").await);
+    assert!(
+        app.allowed(org, &alice, "model:read", "model", "in-project")
+            .await
+    );
+    assert!(
+        !app.allowed(org, &bob, "model:read", "model", "in-project")
+            .await
+    );
+    assert!(
+        !app.allowed(org, &alice, "model:read", "model", "elsewhere")
+            .await
+    );
     let removed = app.delete(&member, ADMIN_KEY, Some(org)).await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT);
-    assert!(!app.allowed(org, &alice, "model:read", "model", "in-project").await);
+    assert!(
+        !app.allowed(org, &alice, "model:read", "model", "in-project")
+            .await
+    );
 
     // A binding to a user key counts for its user.
     let key = app
@@ -498,7 +601,10 @@ async fn bindings_to_groups_and_keys_and_their_refusals() {
         .await;
     assert_eq!(on_key.status, StatusCode::CREATED, "{}", on_key.text);
     assert_eq!(on_key.body["api_key_id"], key_id.as_str());
-    assert!(app.allowed(org, &bob, "model:read", "model", "in-project").await);
+    assert!(
+        app.allowed(org, &bob, "model:read", "model", "in-project")
+            .await
+    );
     let self_check = app
         .post(
             "/v1/check",
@@ -513,20 +619,66 @@ async fn bindings_to_groups_and_keys_and_their_refusals() {
     // no expired binding; no duplicate.
     let mut revs = Revisions::new(&app).await;
     let refusals = [
-        (json!({"role_id": w.reader, "resource_type": "ORGANIZATION"}), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!({"role_id": w.reader, "user_id": alice, "group_id": group, "resource_type": "ORGANIZATION"}), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!({"role_id": w.reader, "user_id": "usr_nobody", "resource_type": "ORGANIZATION"}), StatusCode::NOT_FOUND, "not_found"),
-        (json!({"role_id": w.reader, "group_id": "grp_nowhere", "resource_type": "ORGANIZATION"}), StatusCode::NOT_FOUND, "not_found"),
-        (json!({"role_id": w.reader, "api_key_id": "key_nowhere", "resource_type": "ORGANIZATION"}), StatusCode::NOT_FOUND, "not_found"),
-        (json!({"role_id": "role_nosuch", "user_id": alice, "resource_type": "ORGANIZATION"}), StatusCode::NOT_FOUND, "not_found"),
-        (json!({"role_id": predefined("project_key"), "user_id": alice, "resource_type": "ORGANIZATION"}), StatusCode::UNPROCESSABLE_ENTITY, "system_role"),
-        (json!({"role_id": w.reader, "user_id": alice, "resource_type": "ORGANIZATION", "expires_at": "2001-01-01T00:00:00Z"}), StatusCode::UNPROCESSABLE_ENTITY, "expired"),
-        (json!({"role_id": w.reader, "user_id": alice, "resource_type": "ORGANIZATION", "expires_at": "yesterday"}), StatusCode::BAD_REQUEST, "invalid_body"),
-        (json!({"role_id": w.reader, "user_id": alice, "resource_type": "ORGANIZATION", "condition": "resource.(("}), StatusCode::BAD_REQUEST, "invalid_condition"),
-        (json!({"role_id": w.reader, "api_key_id": key_id, "resource_type": "PROJECT", "resource_id": w.project}), StatusCode::CONFLICT, "already_exists"),
+        (
+            json!({"role_id": w.reader, "resource_type": "ORGANIZATION"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json!({"role_id": w.reader, "user_id": alice, "group_id": group, "resource_type": "ORGANIZATION"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json!({"role_id": w.reader, "user_id": "usr_nobody", "resource_type": "ORGANIZATION"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"role_id": w.reader, "group_id": "grp_nowhere", "resource_type": "ORGANIZATION"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"role_id": w.reader, "api_key_id": "key_nowhere", "resource_type": "ORGANIZATION"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"role_id": "role_nosuch", "user_id": alice, "resource_type": "ORGANIZATION"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"role_id": predefined("project_key"), "user_id": alice, "resource_type": "ORGANIZATION"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "system_role",
+        ),
+        (
+            json!({"role_id": w.reader, "user_id": alice, "resource_type": "ORGANIZATION", "expires_at": "2001-01-01T00:00:00Z"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "expired",
+        ),
+        (
+            json!({"role_id": w.reader, "user_id": alice, "resource_type": "ORGANIZATION", "expires_at": "yesterday"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            json!({"role_id": w.reader, "user_id": alice, "resource_type": "ORGANIZATION", "condition": "resource.(("}),
+            StatusCode::BAD_REQUEST,
+            "invalid_condition",
+        ),
+        (
+            json!({"role_id": w.reader, "api_key_id": key_id, "resource_type": "PROJECT", "resource_id": w.project}),
+            StatusCode::CONFLICT,
+            "already_exists",
+        ),
     ];
     for (body, status, code) in refusals {
-        let refused = app.post("/v1/role-bindings", ADMIN_KEY, Some(org), body.clone()).await;
+        let refused = app
+            .post("/v1/role-bindings", ADMIN_KEY, Some(org), body.clone())
+            .await;
         assert_eq!(refused.status, status, "{body}: {}", refused.text);
         assert_error(&refused, status, code);
     }
@@ -544,7 +696,10 @@ async fn bindings_to_groups_and_keys_and_their_refusals() {
     assert_eq!(future.status, StatusCode::CREATED, "{}", future.text);
     revs.advanced(&future);
     assert_eq!(future.body["expires_at"], "2999-01-01T00:00:00Z");
-    assert!(app.allowed(org, &alice, "model:read", "model", "elsewhere").await);
+    assert!(
+        app.allowed(org, &alice, "model:read", "model", "elsewhere")
+            .await
+    );
     // A condition on a binding is evaluated at check time.
     let carol = app.create_user(org, "carol@acme.test").await;
     let conditional = app
@@ -555,15 +710,39 @@ async fn bindings_to_groups_and_keys_and_their_refusals() {
             json!({"role_id": w.reader, "user_id": carol, "resource_type": "ORGANIZATION", "condition": "resource.properties.stage == 'prod'"}),
         )
         .await;
-    assert_eq!(conditional.status, StatusCode::CREATED, "{}", conditional.text);
+    assert_eq!(
+        conditional.status,
+        StatusCode::CREATED,
+        "{}",
+        conditional.text
+    );
     let ask = |stage: &str| {
         json!({"subject": {"type": "user", "id": carol}, "permission": "model:read",
                "resource": {"type": "model", "id": "x", "properties": {"stage": stage}}})
     };
-    let prod = app.post("/v1/check", ADMIN_KEY, Some(org), ask("prod")).await;
+    let prod = app
+        .post("/v1/check", ADMIN_KEY, Some(org), ask("prod"))
+        .await;
     assert_eq!(prod.body["allowed"], true, "{}", prod.text);
-    let dev = app.post("/v1/check", ADMIN_KEY, Some(org), ask("dev")).await;
+    let dev = app
+        .post("/v1/check", ADMIN_KEY, Some(org), ask("dev"))
+        .await;
     assert_eq!(dev.body["allowed"], false, "{}", dev.text);
+
+    // Deleting a group deletes its bindings.
+    let gone = app
+        .delete(&format!("/v1/groups/{group}"), ADMIN_KEY, Some(org))
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
+    assert_eq!(
+        app.total(
+            &format!("/v1/role-bindings?group_id={group}"),
+            ADMIN_KEY,
+            Some(org)
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -580,8 +759,12 @@ async fn bindings_list_filters_get_and_delete_stops_access_at_once() {
     let writer = app
         .custom_role(org, "model-writer", json!(["model:write"]))
         .await;
-    let b1 = app.bind(org, &w.reader, &alice, "SPACE", Some(&w.space)).await;
-    let b2 = app.bind(org, &writer, &alice, "PROJECT", Some(&w.project)).await;
+    let b1 = app
+        .bind(org, &w.reader, &alice, "SPACE", Some(&w.space))
+        .await;
+    let b2 = app
+        .bind(org, &writer, &alice, "PROJECT", Some(&w.project))
+        .await;
     let b3 = app.bind(org, &w.reader, &bob, "ORGANIZATION", None).await;
     let b4 = id_of(
         &app.post(
@@ -625,11 +808,23 @@ async fn bindings_list_filters_get_and_delete_stops_access_at_once() {
         listed("?resource_type=PLATFORM".to_owned()).await,
         vec![bootstrap.clone()]
     );
-    assert_eq!(listed(format!("?user_id={alice}")).await, sorted(vec![&b1, &b2]));
+    assert_eq!(
+        listed(format!("?user_id={alice}")).await,
+        sorted(vec![&b1, &b2])
+    );
     assert_eq!(listed(format!("?group_id={group}")).await, vec![b4.clone()]);
-    assert_eq!(listed(format!("?role_id={}", w.reader)).await, sorted(vec![&b1, &b3]));
-    assert_eq!(listed("?resource_type=SPACE".to_owned()).await, vec![b1.clone()]);
-    assert_eq!(listed("?resource_type=RESOURCE".to_owned()).await, vec![b4.clone()]);
+    assert_eq!(
+        listed(format!("?role_id={}", w.reader)).await,
+        sorted(vec![&b1, &b3])
+    );
+    assert_eq!(
+        listed("?resource_type=SPACE".to_owned()).await,
+        vec![b1.clone()]
+    );
+    assert_eq!(
+        listed("?resource_type=RESOURCE".to_owned()).await,
+        vec![b4.clone()]
+    );
     assert_eq!(
         listed("?resource_id=model:elsewhere".to_owned()).await,
         vec![b4.clone()]
@@ -638,7 +833,10 @@ async fn bindings_list_filters_get_and_delete_stops_access_at_once() {
         listed(format!("?user_id={alice}&resource_id={}", w.project)).await,
         vec![b2.clone()]
     );
-    assert_eq!(listed("?user_id=usr_nobody".to_owned()).await, Vec::<String>::new());
+    assert_eq!(
+        listed("?user_id=usr_nobody".to_owned()).await,
+        Vec::<String>::new()
+    );
     let paged = app
         .get("/v1/role-bindings?limit=2&offset=1", ADMIN_KEY, Some(org))
         .await;
@@ -662,7 +860,10 @@ async fn bindings_list_filters_get_and_delete_stops_access_at_once() {
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
 
     // Deleting a binding stops access on the very next request.
-    assert!(app.allowed(org, &alice, "model:write", "model", "in-project").await);
+    assert!(
+        app.allowed(org, &alice, "model:write", "model", "in-project")
+            .await
+    );
     let mut revs = Revisions::new(&app).await;
     let deleted = app
         .delete(&format!("/v1/role-bindings/{b2}"), ADMIN_KEY, Some(org))
@@ -689,5 +890,8 @@ async fn bindings_list_filters_get_and_delete_stops_access_at_once() {
         .await;
     assert_error(&twice, StatusCode::NOT_FOUND, "not_found");
     // The other bindings are untouched.
-    assert!(app.allowed(org, &alice, "model:read", "model", "in-project").await);
+    assert!(
+        app.allowed(org, &alice, "model:read", "model", "in-project")
+            .await
+    );
 }

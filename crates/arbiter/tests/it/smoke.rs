@@ -41,7 +41,7 @@ async fn walk_through_allows_and_denies_with_an_explanation() {
         .await;
     let put = app
         .put(
-            &format!("/v1/resources/model/m1"),
+            "/v1/resources/model/m1",
             ADMIN_KEY,
             Some(&org),
             json!({"project_id": project_id}),

@@ -1,0 +1,126 @@
+//! `Idempotency-Key` on creates (`POST`): the key is claimed in the same transaction as the
+//! write, and the answer is kept once known, so a client that retries a create that timed out
+//! gets the first answer back instead of a second object. A retry whose first attempt committed
+//! but whose answer was not kept (the process died in between, or the answer held a key secret)
+//! is refused with 409 `idempotency_key_used`, naming the revision that applied it.
+
+use std::sync::Arc;
+
+use arbiter_store::IdempotencyClaim;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::{error_body, ApiError};
+use crate::extract::{authenticate, bearer};
+use crate::state::AppState;
+
+/// The header clients send.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+tokio::task_local! {
+    /// The claim of the request being handled, picked up by the write path.
+    pub static CLAIM: IdempotencyClaim;
+}
+
+/// Answers of these routes hold a secret, which is never kept.
+fn keeps_no_answer(path: &str) -> bool {
+    path.starts_with("/v1/api-keys")
+}
+
+/// The middleware.
+pub async fn idempotent(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(value) = request.headers().get(IDEMPOTENCY_HEADER).cloned() else {
+        return next.run(request).await;
+    };
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let key = match value.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
+        _ => {
+            return ApiError::field("Idempotency-Key", "must be 1 to 255 visible characters")
+                .into_response()
+        }
+    };
+    // Scoped to the caller's key, so two callers never share a key space.
+    let (parts, body) = request.into_parts();
+    let index = state.index();
+    let Some(caller) = bearer(&parts).and_then(|secret| authenticate(&index, secret)) else {
+        return ApiError::Unauthenticated.into_response();
+    };
+    let claim = IdempotencyClaim {
+        scope: format!("{}:{key}", caller.id),
+        request: format!("{} {}", parts.method, parts.uri.path()),
+    };
+    match state.store.idempotency(&claim.scope).await {
+        Err(e) => return ApiError::from(e).into_response(),
+        Ok(Some(record)) => {
+            if record.request != claim.request {
+                return error_body(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this idempotency key was used for another request",
+                    json!({"request": record.request}),
+                );
+            }
+            return match (record.status, record.body) {
+                (Some(status), Some(body)) => {
+                    let mut response =
+                        (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)
+                            .into_response();
+                    response
+                        .headers_mut()
+                        .insert("content-type", HeaderValue::from_static("application/json"));
+                    if let Ok(v) = HeaderValue::from_str(&record.revision.to_string()) {
+                        response
+                            .headers_mut()
+                            .insert(crate::routes::REVISION_HEADER, v);
+                    }
+                    response
+                        .headers_mut()
+                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    response
+                }
+                _ => error_body(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_used",
+                    &format!(
+                        "this request was applied at revision {}; its answer is not kept",
+                        record.revision
+                    ),
+                    json!({"revision": record.revision.to_string()}),
+                ),
+            };
+        }
+        Ok(None) => {}
+    }
+    let path = parts.uri.path().to_owned();
+    let request = Request::from_parts(parts, body);
+    let scope = claim.scope.clone();
+    let response = CLAIM.scope(claim, next.run(request)).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, state.settings.max_body_bytes.max(16 * 1024 * 1024)).await
+    else {
+        return ApiError::Internal("the answer could not be read".to_owned()).into_response();
+    };
+    let kept = (!keeps_no_answer(&path)).then(|| String::from_utf8_lossy(&bytes).into_owned());
+    if let Err(e) = state
+        .store
+        .complete_idempotency(&scope, parts.status.as_u16(), kept.as_deref())
+        .await
+    {
+        tracing::warn!(error = %e, "cannot keep the answer of an idempotent request");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
