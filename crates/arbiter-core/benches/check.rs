@@ -1,24 +1,65 @@
 //! The engine path of `POST /v1/check` on the generated workload (see `arbiter_core::workload`),
 //! beside a raw baseline: the same checks answered from a precomputed `HashMap`. Every answer is
 //! asserted before anything is timed, so a faster wrong answer cannot win.
+//!
+//! Besides criterion's timings it prints, for each size: the latency distribution of single
+//! checks (p50, p99), the index memory per binding, how long building the index takes, and how
+//! long a single write takes to become visible (clone the snapshot, apply, publish).
+//! `ARBITER_BENCH_SIZES=1000,10000,100000` chooses the sizes (default 1000 and 10000).
 
-// Tests and benchmarks fail by panicking.
+// Benchmarks fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arbiter_core::catalog::Catalog;
 use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
-use arbiter_core::model::Op;
+use arbiter_core::model::{Node, Object, Op, RoleBinding, SubjectRef};
 use arbiter_core::workload::{generate, ORG};
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+/// Counts live heap bytes, to measure the index.
+struct Measuring;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Measuring {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Measuring = Measuring;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("ARBITER_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000])
+}
+
 fn bench(c: &mut Criterion) {
     let catalog = Arc::new(Catalog::builtin().expect("catalog"));
-    for users in [1_000usize, 10_000] {
+    for users in sizes() {
         let workload = generate(users, 10_000, 42);
         let ops: Vec<Op> = workload
             .objects
@@ -26,8 +67,13 @@ fn bench(c: &mut Criterion) {
             .cloned()
             .map(|object| Op::Put { object })
             .collect();
+        let before = LIVE.load(Ordering::Relaxed);
+        let started = Instant::now();
         let mut index = Index::new(catalog.clone());
         index.apply(1, &ops);
+        let build = started.elapsed();
+        let bytes = LIVE.load(Ordering::Relaxed) - before;
+        drop(ops);
         let now = Utc::now();
         let queries: Vec<(SubjectQuery, ResourceQuery)> = workload
             .checks
@@ -43,10 +89,10 @@ fn bench(c: &mut Criterion) {
                 )
             })
             .collect();
-        let decide = |i: usize| {
+        let decide = |index: &Index, i: usize| {
             let (subject, resource) = &queries[i];
             check(
-                &index,
+                index,
                 &CheckRequest {
                     organization_id: Some(ORG),
                     subject,
@@ -64,7 +110,7 @@ fn bench(c: &mut Criterion) {
         let mut allowed = 0;
         for (i, expected) in workload.checks.iter().enumerate() {
             assert_eq!(
-                decide(i),
+                decide(&index, i),
                 expected.expected,
                 "check {i} of {users} users disagrees with the baseline"
             );
@@ -74,10 +120,53 @@ fn bench(c: &mut Criterion) {
             allowed > workload.checks.len() / 3,
             "the stream should mix allowed and denied checks"
         );
+
+        // The latency distribution of single checks.
+        let mut samples = Vec::with_capacity(200_000);
+        for round in 0..20 {
+            for i in 0..queries.len() {
+                let t = Instant::now();
+                black_box(decide(&index, (i + round) % queries.len()));
+                samples.push(t.elapsed());
+            }
+        }
+        samples.sort_unstable();
+        // A single write: clone the snapshot, apply one binding, publish.
+        let mut writes = Vec::new();
+        let mut current = Arc::new(index);
+        for n in 0..50 {
+            let t = Instant::now();
+            let mut next = (*current).clone();
+            next.apply(
+                current.revision + 1,
+                &[Op::Put {
+                    object: Object::RoleBinding(RoleBinding {
+                        id: format!("bench-write-{n}"),
+                        role_id: "r0".to_owned(),
+                        subject: SubjectRef::User("u0".to_owned()),
+                        node: Node::Project("p0".to_owned()),
+                        organization_id: Some(ORG.to_owned()),
+                        condition: None,
+                        expires_at: None,
+                        created_at: now,
+                        updated_at: now,
+                    }),
+                }],
+            );
+            current = Arc::new(next);
+            writes.push(t.elapsed());
+        }
+        writes.sort_unstable();
+        let index = current;
         eprintln!(
-            "{users} users, {} bindings, {allowed} of {} checks allowed",
+            "{users} users, {} bindings, {allowed} of {} checks allowed: check p50 {:?}, p99 {:?}; index {} bytes per binding; built in {:?}; a write visible in {:?} (median of 50)",
             workload.bindings,
-            workload.checks.len()
+            workload.checks.len(),
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99),
+            bytes / workload.bindings.max(1) as isize,
+            build,
+            percentile(&writes, 0.5),
         );
 
         let mut group = c.benchmark_group(format!("check/{users}_users"));
@@ -86,7 +175,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function("arbiter_engine", |b| {
             b.iter(|| {
                 i = (i + 1) % queries.len();
-                black_box(decide(i))
+                black_box(decide(&index, i))
             })
         });
         let string_keys: Vec<(String, String)> = workload

@@ -61,11 +61,27 @@ struct RoleFile {
 
 /// A role entry as written in files and request bodies: `"model:read"` or
 /// `{"permission": "model:read", "scope": "OWN", "condition": "..."}`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum EntryFile {
     Short(Permission),
     Long(RoleEntry),
+}
+
+impl<'de> Deserialize<'de> for EntryFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        match value {
+            serde_json::Value::String(text) => Permission::parse(&text).map(EntryFile::Short).map_err(D::Error::custom),
+            serde_json::Value::Object(_) => serde_json::from_value::<RoleEntry>(value)
+                .map(EntryFile::Long)
+                .map_err(|e| D::Error::custom(format!("invalid role entry: {e}"))),
+            _ => Err(D::Error::custom(
+                "a role entry is a permission such as `model:read`, or {\"permission\", \"scope\", \"condition\"}",
+            )),
+        }
+    }
 }
 
 impl From<EntryFile> for RoleEntry {

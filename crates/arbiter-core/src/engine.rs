@@ -301,6 +301,21 @@ pub fn resolve_target(
 
 /// Answers one check.
 pub fn check(index: &Index, request: &CheckRequest<'_>) -> Decision {
+    if !request.explain {
+        if let Some(allowed) = crate::fast::check_fast(index, request) {
+            return Decision {
+                allowed,
+                revision: index.revision,
+                reason: None,
+            };
+        }
+    }
+    reference_check(index, request)
+}
+
+/// The reference evaluator: plain, allocating, and able to explain. The check path
+/// ([`crate::fast`]) must agree with it on every decision; property tests hold them to it.
+pub fn reference_check(index: &Index, request: &CheckRequest<'_>) -> Decision {
     let Some(subject) = resolve_subject(index, request.subject, request.now) else {
         return Decision {
             allowed: false,

@@ -31,4 +31,20 @@ pub enum CoreError {
     /// A bundle that refers to something it does not define, or repeats a name.
     #[error("invalid bundle: {0}")]
     InvalidBundle(String),
+    /// A requirement (`a:x & (b:y | c:z)`) that does not parse.
+    #[error("`{requirement}` is not a valid requirement: expected {expected} at character {position}, found {found}")]
+    InvalidRequirement {
+        requirement: String,
+        /// 1-based character position.
+        position: usize,
+        expected: &'static str,
+        found: String,
+    },
+    /// A request path the gateway refuses to interpret (`..`, an encoded slash, an empty
+    /// segment...).
+    #[error("the path `{path}` is refused: {problem}")]
+    MalformedPath { path: String, problem: &'static str },
+    /// A gateway policy file with problems; every problem found is listed.
+    #[error("invalid gateway policy: {}", crate::gateway::list_problems(.0))]
+    InvalidGatewayPolicy(Vec<crate::gateway::PolicyProblem>),
 }

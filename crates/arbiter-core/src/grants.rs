@@ -3,7 +3,9 @@
 //! trie walked along the id; only patterns with a wildcard service or type are scanned. A check
 //! therefore costs O(length of the id) per subject, whatever the number of grants.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::index::HashMap;
 use std::sync::Arc;
 
 use crate::condition::Condition;

@@ -5,11 +5,16 @@
 //! the result; readers keep using the snapshot they took. Cloning copies the maps' tables, not the
 //! objects, which are shared behind `Arc`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The maps of the index: a fast hasher, seeded per process (so ids chosen to collide cannot be
+/// planned).
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::Condition;
+use crate::cowmap::CowMap;
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::model::{
     pair_key, resource_key, ApiKey, DeclaredType, Group, GroupMember, Id, Membership, Object,
@@ -36,6 +41,10 @@ pub struct CompiledEntry {
 pub struct CompiledRole {
     pub role: Role,
     pub entries: Vec<CompiledEntry>,
+    /// Entries by their concrete permission, for the check path.
+    exact: HashMap<Permission, Vec<usize>>,
+    /// Entries whose permission holds a wildcard.
+    patterns: Vec<usize>,
 }
 
 /// A role binding with its condition compiled.
@@ -56,8 +65,100 @@ fn compile(source: &Option<String>) -> Option<Result<Arc<Condition>, String>> {
 impl CompiledRole {
     /// Compiles a role's entries.
     pub fn new(role: Role) -> Self {
-        let entries = role.permissions.iter().map(compile_entry).collect();
-        Self { role, entries }
+        let entries: Vec<CompiledEntry> = role.permissions.iter().map(compile_entry).collect();
+        let mut exact: HashMap<Permission, Vec<usize>> = HashMap::default();
+        let mut patterns = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.permission.is_concrete() {
+                exact.entry(e.permission.clone()).or_default().push(i);
+            } else {
+                patterns.push(i);
+            }
+        }
+        Self {
+            role,
+            entries,
+            exact,
+            patterns,
+        }
+    }
+
+    /// Calls `f` with every entry whose permission covers `asked`, without allocating.
+    pub fn for_each_covering(
+        &self,
+        asked: &Permission,
+        f: &mut dyn FnMut(&CompiledEntry) -> bool,
+    ) -> bool {
+        if asked.is_concrete() {
+            for i in self
+                .exact
+                .get(asked)
+                .into_iter()
+                .flatten()
+                .chain(self.patterns.iter())
+            {
+                if let Some(e) = self.entries.get(*i) {
+                    if e.permission.covers(asked) && f(e) {
+                        return true;
+                    }
+                }
+            }
+            false
+        } else {
+            self.entries
+                .iter()
+                .any(|e| e.permission.covers(asked) && f(e))
+        }
+    }
+}
+
+/// One subject's bindings by the node they are on: the check path looks up only the bindings
+/// on the resource's ancestors.
+#[derive(Clone, Debug, Default)]
+pub struct NodeBindings {
+    pub platform: Vec<Arc<CompiledBinding>>,
+    pub organizations: HashMap<Id, Vec<Arc<CompiledBinding>>>,
+    pub spaces: HashMap<Id, Vec<Arc<CompiledBinding>>>,
+    pub projects: HashMap<Id, Vec<Arc<CompiledBinding>>>,
+    /// type → id → bindings (the organization is checked on the binding).
+    pub resources: HashMap<String, HashMap<String, Vec<Arc<CompiledBinding>>>>,
+    len: usize,
+}
+
+impl NodeBindings {
+    fn list_mut(&mut self, node: &crate::model::Node) -> &mut Vec<Arc<CompiledBinding>> {
+        use crate::model::Node;
+        match node {
+            Node::Platform => &mut self.platform,
+            Node::Organization(id) => self.organizations.entry(id.clone()).or_default(),
+            Node::Space(id) => self.spaces.entry(id.clone()).or_default(),
+            Node::Project(id) => self.projects.entry(id.clone()).or_default(),
+            Node::Resource(_, t, id) => self
+                .resources
+                .entry(t.clone())
+                .or_default()
+                .entry(id.clone())
+                .or_default(),
+        }
+    }
+
+    fn add(&mut self, binding: Arc<CompiledBinding>) {
+        let node = binding.binding.node.clone();
+        self.list_mut(&node).push(binding);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, binding: &CompiledBinding) {
+        let id = binding.binding.id.as_str();
+        let list = self.list_mut(&binding.binding.node);
+        let before = list.len();
+        list.retain(|b| b.binding.id != id);
+        self.len -= before - list.len();
+    }
+
+    /// True when the subject has no binding left.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -75,62 +176,68 @@ pub struct Index {
     /// The revision of the last change applied.
     pub revision: Revision,
     pub catalog: Arc<Catalog>,
-    pub organizations: HashMap<Id, Arc<Organization>>,
-    pub users: HashMap<Id, Arc<User>>,
+    pub organizations: CowMap<Id, Arc<Organization>>,
+    pub users: CowMap<Id, Arc<User>>,
     /// Lowercased email → user id.
-    pub user_by_email: HashMap<String, Id>,
-    pub user_by_external_id: HashMap<String, Id>,
+    pub user_by_email: CowMap<String, Id>,
+    pub user_by_external_id: CowMap<String, Id>,
     /// `organization/user` → membership.
-    pub memberships: HashMap<String, Arc<Membership>>,
-    pub user_organizations: HashMap<Id, BTreeSet<Id>>,
-    pub organization_users: HashMap<Id, BTreeSet<Id>>,
-    pub spaces: HashMap<Id, Arc<Space>>,
-    pub space_members: HashMap<Id, BTreeSet<Id>>,
+    pub memberships: CowMap<String, Arc<Membership>>,
+    pub user_organizations: CowMap<Id, BTreeSet<Id>>,
+    pub organization_users: CowMap<Id, BTreeSet<Id>>,
+    pub spaces: CowMap<Id, Arc<Space>>,
+    pub space_members: CowMap<Id, BTreeSet<Id>>,
     /// `space/user` → membership record.
-    pub space_memberships: HashMap<String, Arc<SpaceMember>>,
-    pub user_spaces: HashMap<Id, BTreeSet<Id>>,
-    pub projects: HashMap<Id, Arc<Project>>,
-    pub groups: HashMap<Id, Arc<Group>>,
-    pub group_members: HashMap<Id, BTreeSet<Id>>,
+    pub space_memberships: CowMap<String, Arc<SpaceMember>>,
+    pub user_spaces: CowMap<Id, BTreeSet<Id>>,
+    pub projects: CowMap<Id, Arc<Project>>,
+    pub groups: CowMap<Id, Arc<Group>>,
+    pub group_members: CowMap<Id, BTreeSet<Id>>,
     /// `group/user` → membership record.
-    pub group_memberships: HashMap<String, Arc<GroupMember>>,
-    pub user_groups: HashMap<Id, BTreeSet<Id>>,
-    pub api_keys: HashMap<Id, Arc<ApiKey>>,
+    pub group_memberships: CowMap<String, Arc<GroupMember>>,
+    pub user_groups: CowMap<Id, BTreeSet<Id>>,
+    pub api_keys: CowMap<Id, Arc<ApiKey>>,
     /// Hex SHA-256 of a secret → key id.
-    pub key_by_hash: HashMap<String, Id>,
-    pub user_keys: HashMap<Id, BTreeSet<Id>>,
+    pub key_by_hash: CowMap<String, Id>,
+    pub user_keys: CowMap<Id, BTreeSet<Id>>,
     /// Resource grants by id.
-    pub grants: HashMap<Id, Arc<CompiledGrant>>,
+    pub grants: CowMap<Id, Arc<CompiledGrant>>,
     /// Each subject's grants, indexed by pattern.
-    pub grants_by_subject: HashMap<SubjectRef, Arc<PatternIndex>>,
+    pub grants_by_subject: CowMap<SubjectRef, Arc<PatternIndex>>,
     /// Types declared (or extended) by each organization.
-    pub declared_types: HashMap<Id, BTreeMap<String, ResourceType>>,
+    pub declared_types: CowMap<Id, BTreeMap<String, ResourceType>>,
     /// The stored declarations, for export.
-    pub declarations: HashMap<String, Arc<DeclaredType>>,
+    pub declarations: CowMap<String, Arc<DeclaredType>>,
     /// Predefined and custom roles by id.
-    pub roles: HashMap<Id, Arc<CompiledRole>>,
-    pub bindings: HashMap<Id, Arc<CompiledBinding>>,
-    /// Each subject's bindings: the list a check walks.
-    pub bindings_by_subject: HashMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
+    pub roles: CowMap<Id, Arc<CompiledRole>>,
+    pub bindings: CowMap<Id, Arc<CompiledBinding>>,
+    /// Each subject's bindings, for explanations, searches and listings.
+    pub bindings_by_subject: CowMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
+    /// Each user's, group's and key's bindings by node: what the check path walks.
+    pub user_node_bindings: CowMap<Id, Arc<NodeBindings>>,
+    pub group_node_bindings: CowMap<Id, Arc<NodeBindings>>,
+    pub key_node_bindings: CowMap<Id, Arc<NodeBindings>>,
     /// The bindings on each node, for subject search.
-    pub bindings_by_node: HashMap<crate::model::Node, Vec<Arc<CompiledBinding>>>,
+    pub bindings_by_node: CowMap<crate::model::Node, Vec<Arc<CompiledBinding>>>,
     /// Each organization's grants, for subject search.
-    pub grants_by_organization: HashMap<Id, Vec<Arc<CompiledGrant>>>,
-    /// The registered resources of each (organization, type), for resource search.
-    pub resources_by_type: HashMap<(Id, String), BTreeSet<String>>,
+    pub grants_by_organization: CowMap<Id, Vec<Arc<CompiledGrant>>>,
+    /// Registered resources by organization, type and id: looked up without allocating, and
+    /// listed per type for resource search.
+    pub resources_by_id: CowMap<String, Vec<Arc<Resource>>>,
+    /// The ids of the registered resources of each (organization, type), for resource search.
+    pub resource_ids_by_type: CowMap<(Id, String), BTreeSet<String>>,
     /// `organization/type/id` → registered resource.
-    pub resources: HashMap<String, Arc<Resource>>,
+    pub resources: CowMap<String, Arc<Resource>>,
     /// The implicit `base` role.
     pub base_role: Option<Arc<CompiledRole>>,
 }
 
-fn insert_set(map: &mut HashMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
-    map.entry(key.to_owned())
-        .or_default()
+fn insert_set(map: &mut CowMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
+    map.entry_or_default(key.to_owned())
         .insert(value.to_owned());
 }
 
-fn remove_set(map: &mut HashMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
+fn remove_set(map: &mut CowMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
     if let Some(set) = map.get_mut(key) {
         set.remove(value);
         if set.is_empty() {
@@ -142,7 +249,7 @@ fn remove_set(map: &mut HashMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
 impl Index {
     /// An empty index at revision 0 holding the catalog's predefined roles.
     pub fn new(catalog: Arc<Catalog>) -> Self {
-        let mut roles = HashMap::new();
+        let mut roles = CowMap::default();
         let mut base_role = None;
         for role in catalog.predefined_roles() {
             let compiled = Arc::new(CompiledRole::new(role.clone()));
@@ -154,36 +261,40 @@ impl Index {
         Self {
             revision: 0,
             catalog,
-            organizations: HashMap::new(),
-            users: HashMap::new(),
-            user_by_email: HashMap::new(),
-            user_by_external_id: HashMap::new(),
-            memberships: HashMap::new(),
-            user_organizations: HashMap::new(),
-            organization_users: HashMap::new(),
-            spaces: HashMap::new(),
-            space_members: HashMap::new(),
-            space_memberships: HashMap::new(),
-            user_spaces: HashMap::new(),
-            projects: HashMap::new(),
-            groups: HashMap::new(),
-            group_members: HashMap::new(),
-            group_memberships: HashMap::new(),
-            user_groups: HashMap::new(),
-            api_keys: HashMap::new(),
-            key_by_hash: HashMap::new(),
-            user_keys: HashMap::new(),
-            grants: HashMap::new(),
-            grants_by_subject: HashMap::new(),
-            declared_types: HashMap::new(),
-            declarations: HashMap::new(),
+            organizations: CowMap::default(),
+            users: CowMap::default(),
+            user_by_email: CowMap::default(),
+            user_by_external_id: CowMap::default(),
+            memberships: CowMap::default(),
+            user_organizations: CowMap::default(),
+            organization_users: CowMap::default(),
+            spaces: CowMap::default(),
+            space_members: CowMap::default(),
+            space_memberships: CowMap::default(),
+            user_spaces: CowMap::default(),
+            projects: CowMap::default(),
+            groups: CowMap::default(),
+            group_members: CowMap::default(),
+            group_memberships: CowMap::default(),
+            user_groups: CowMap::default(),
+            api_keys: CowMap::default(),
+            key_by_hash: CowMap::default(),
+            user_keys: CowMap::default(),
+            grants: CowMap::default(),
+            grants_by_subject: CowMap::default(),
+            declared_types: CowMap::default(),
+            declarations: CowMap::default(),
             roles,
-            bindings: HashMap::new(),
-            bindings_by_subject: HashMap::new(),
-            bindings_by_node: HashMap::new(),
-            grants_by_organization: HashMap::new(),
-            resources_by_type: HashMap::new(),
-            resources: HashMap::new(),
+            bindings: CowMap::default(),
+            bindings_by_subject: CowMap::default(),
+            user_node_bindings: CowMap::default(),
+            group_node_bindings: CowMap::default(),
+            key_node_bindings: CowMap::default(),
+            bindings_by_node: CowMap::default(),
+            grants_by_organization: CowMap::default(),
+            resources_by_id: CowMap::default(),
+            resource_ids_by_type: CowMap::default(),
+            resources: CowMap::default(),
             base_role,
         }
     }
@@ -231,8 +342,9 @@ impl Index {
 
     /// True when the user is a member (active or pending) of the organization.
     pub fn is_member(&self, organization_id: &str, user_id: &str) -> bool {
-        self.memberships
-            .contains_key(&pair_key(organization_id, user_id))
+        self.user_organizations
+            .get(user_id)
+            .is_some_and(|orgs| orgs.contains(organization_id))
     }
 
     /// A registered resource.
@@ -242,8 +354,10 @@ impl Index {
         resource_type: &str,
         id: &str,
     ) -> Option<&Arc<Resource>> {
-        self.resources
-            .get(&resource_key(organization_id, resource_type, id))
+        self.resources_by_id
+            .get(id)?
+            .iter()
+            .find(|r| r.organization_id == organization_id && r.resource_type == resource_type)
     }
 
     /// A role visible in an organization: predefined, or custom of that organization.
@@ -319,33 +433,33 @@ impl Index {
                     condition,
                 });
                 self.bindings_by_subject
-                    .entry(compiled.binding.subject.clone())
-                    .or_default()
+                    .entry_or_default(compiled.binding.subject.clone())
                     .push(compiled.clone());
                 self.bindings_by_node
-                    .entry(compiled.binding.node.clone())
-                    .or_default()
+                    .entry_or_default(compiled.binding.node.clone())
                     .push(compiled.clone());
+                let (map, id) = self.node_bindings_of(&compiled.binding.subject);
+                Arc::make_mut(map.entry_or_default(id)).add(compiled.clone());
                 self.bindings.insert(compiled.binding.id.clone(), compiled);
             }
             Object::Resource(r) => {
-                self.resources_by_type
-                    .entry((r.organization_id.clone(), r.resource_type.clone()))
-                    .or_default()
+                let r = Arc::new(r);
+                self.resources_by_id
+                    .entry_or_default(r.id.clone())
+                    .push(r.clone());
+                self.resource_ids_by_type
+                    .entry_or_default((r.organization_id.clone(), r.resource_type.clone()))
                     .insert(r.id.clone());
-                self.resources.insert(
-                    resource_key(&r.organization_id, &r.resource_type, &r.id),
-                    Arc::new(r),
-                );
+                self.resources
+                    .insert(resource_key(&r.organization_id, &r.resource_type, &r.id), r);
             }
             Object::ResourceGrant(g) => {
                 let compiled = Arc::new(CompiledGrant::new(g));
                 let subject = compiled.grant.subject.as_subject_ref();
-                Arc::make_mut(self.grants_by_subject.entry(subject).or_default())
+                Arc::make_mut(self.grants_by_subject.entry_or_default(subject))
                     .insert(compiled.clone());
                 self.grants_by_organization
-                    .entry(compiled.grant.organization_id.clone())
-                    .or_default()
+                    .entry_or_default(compiled.grant.organization_id.clone())
                     .push(compiled.clone());
                 self.grants.insert(compiled.grant.id.clone(), compiled);
             }
@@ -420,6 +534,13 @@ impl Index {
                             self.bindings_by_subject.remove(&b.binding.subject);
                         }
                     }
+                    let (map, subject_id) = self.node_bindings_of(&b.binding.subject);
+                    if let Some(nb) = map.get_mut(&subject_id) {
+                        Arc::make_mut(nb).remove(&b);
+                        if nb.is_empty() {
+                            map.remove(&subject_id);
+                        }
+                    }
                     if let Some(list) = self.bindings_by_node.get_mut(&b.binding.node) {
                         list.retain(|x| x.binding.id != id);
                         if list.is_empty() {
@@ -430,11 +551,17 @@ impl Index {
             }
             ObjectKind::Resource => {
                 if let Some(r) = self.resources.remove(id) {
+                    if let Some(list) = self.resources_by_id.get_mut(r.id.as_str()) {
+                        list.retain(|x| !Arc::ptr_eq(x, &r));
+                        if list.is_empty() {
+                            self.resources_by_id.remove(r.id.as_str());
+                        }
+                    }
                     let key = (r.organization_id.clone(), r.resource_type.clone());
-                    if let Some(set) = self.resources_by_type.get_mut(&key) {
-                        set.remove(&r.id);
-                        if set.is_empty() {
-                            self.resources_by_type.remove(&key);
+                    if let Some(ids) = self.resource_ids_by_type.get_mut(&key) {
+                        ids.remove(&r.id);
+                        if ids.is_empty() {
+                            self.resource_ids_by_type.remove(&key);
                         }
                     }
                 }
@@ -464,10 +591,21 @@ impl Index {
         }
     }
 
+    fn node_bindings_of(
+        &mut self,
+        subject: &SubjectRef,
+    ) -> (&mut CowMap<Id, Arc<NodeBindings>>, Id) {
+        match subject {
+            SubjectRef::User(id) => (&mut self.user_node_bindings, id.clone()),
+            SubjectRef::Group(id) => (&mut self.group_node_bindings, id.clone()),
+            SubjectRef::ApiKey(id) => (&mut self.key_node_bindings, id.clone()),
+        }
+    }
+
     /// Recomputes each organization's view of its declared types: a declaration of a built-in
     /// type adds actions to it and keeps its service.
     fn rebuild_declared_types(&mut self) {
-        let mut types: HashMap<Id, BTreeMap<String, ResourceType>> = HashMap::new();
+        let mut types: HashMap<Id, BTreeMap<String, ResourceType>> = HashMap::default();
         for d in self.declarations.values() {
             let service = self
                 .catalog
@@ -486,7 +624,11 @@ impl Index {
                 });
             entry.actions.extend(d.actions.iter().cloned());
         }
-        self.declared_types = types;
+        let mut declared = CowMap::default();
+        for (org, t) in types {
+            declared.insert(org, t);
+        }
+        self.declared_types = declared;
     }
 
     /// The types an organization declared or extended.

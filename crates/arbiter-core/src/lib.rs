@@ -10,13 +10,17 @@ pub mod bundle;
 pub mod catalog;
 pub mod condition;
 pub mod conformance;
+pub mod cowmap;
 pub mod engine;
 pub mod error;
+pub mod fast;
+pub mod gateway;
 pub mod grants;
 pub mod index;
 pub mod irn;
 pub mod model;
 pub mod permission;
+pub mod requirement;
 pub mod search;
 pub mod workload;
 

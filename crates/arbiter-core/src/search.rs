@@ -147,7 +147,7 @@ pub fn search_resources(
     let org = sc.organization_id;
     let resource_type = permission.resource_type();
     let mut candidates: BTreeSet<String> = index
-        .resources_by_type
+        .resource_ids_by_type
         .get(&(org.to_owned(), resource_type.to_owned()))
         .cloned()
         .unwrap_or_default();

@@ -87,6 +87,29 @@ fn every_case_holds_against_the_engine() {
                         explain: true,
                     },
                 );
+                let fast = check(
+                    &index,
+                    &CheckRequest {
+                        organization_id: Some(&expected.organization),
+                        subject: &subject,
+                        subject_properties: Some(&expected.subject_properties),
+                        permission: &permission,
+                        resource: &resource,
+                        action_properties: None,
+                        context: expected.context.as_ref(),
+                        now: Utc::now(),
+                        explain: false,
+                    },
+                );
+                if fast.allowed != decision.allowed {
+                    failures.push(format!(
+                        "{file} [{}] stage {n}: {}: the check path says {} and the reference {}",
+                        case.name,
+                        expected.describe(),
+                        fast.allowed,
+                        decision.allowed
+                    ));
+                }
                 let reason = serde_json::to_string(&decision.reason).unwrap();
                 // Searches must agree with the check: the subject is found by subject search
                 // exactly when it is allowed, and a registered resource by resource search.

@@ -52,6 +52,29 @@ pub enum ApiError {
     RevisionUnavailable { wanted: u64, current: u64 },
     #[error("the caller is not a user")]
     NotAUser,
+    #[error("gateway mode is off: start the server with `--gateway-policy FILE`")]
+    GatewayDisabled,
+    #[error("`{method} {path}` is not a route of the gateway policy")]
+    NotInGatewayPolicy { method: String, path: String },
+    #[error("the caller may not `{method} {path}`: the route `{route}` needs `{requirement}` on {resource}")]
+    GatewayForbidden {
+        method: String,
+        path: String,
+        route: String,
+        requirement: String,
+        resource: String,
+        leaves: Vec<arbiter_core::gateway::RouteLeaf>,
+    },
+    /// Any refusal of a gateway request past authentication answers 403 (a proxy turns anything
+    /// but 401 and 403 into a 500), with the code and message of the reason.
+    #[error("{0}")]
+    GatewayRefused(Box<ApiError>),
+    #[error("too many requests with this API key: retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the server is serving its limit of {0} requests at once: retry shortly")]
+    Overloaded(usize),
+    #[error("the request took longer than the limit of {0} ms")]
+    Timeout(u64),
     #[error("store error")]
     Store(#[source] StoreError),
     #[error("internal error: {0}")]
@@ -112,6 +135,13 @@ impl ApiError {
                 CoreError::UnknownScope(_) => (StatusCode::BAD_REQUEST, "unknown_scope"),
                 CoreError::InvalidCatalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
                 CoreError::InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_bundle"),
+                CoreError::InvalidRequirement { .. } => {
+                    (StatusCode::BAD_REQUEST, "invalid_requirement")
+                }
+                CoreError::MalformedPath { .. } => (StatusCode::BAD_REQUEST, "malformed_path"),
+                CoreError::InvalidGatewayPolicy(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid_gateway_policy")
+                }
             },
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
@@ -125,6 +155,13 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "revision_unavailable")
             }
             ApiError::NotAUser => (StatusCode::BAD_REQUEST, "not_a_user"),
+            ApiError::GatewayDisabled => (StatusCode::NOT_FOUND, "gateway_disabled"),
+            ApiError::NotInGatewayPolicy { .. } => (StatusCode::FORBIDDEN, "route_not_in_policy"),
+            ApiError::GatewayForbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::GatewayRefused(inner) => (StatusCode::FORBIDDEN, inner.status_and_code().1),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -148,6 +185,32 @@ impl ApiError {
             ApiError::RevisionUnavailable { wanted, current } => {
                 json!({"wanted": wanted.to_string(), "current": current.to_string()})
             }
+            ApiError::Core(CoreError::InvalidRequirement {
+                requirement,
+                position,
+                ..
+            }) => json!({"requirement": requirement, "position": position}),
+            ApiError::Core(CoreError::MalformedPath { path, .. }) => json!({"path": path}),
+            ApiError::NotInGatewayPolicy { method, path } => {
+                json!({"method": method, "path": path})
+            }
+            ApiError::GatewayForbidden {
+                method,
+                path,
+                route,
+                requirement,
+                resource,
+                leaves,
+            } => json!({
+                "method": method, "path": path, "route": route, "requirement": requirement,
+                "resource": resource, "leaves": leaves,
+            }),
+            ApiError::GatewayRefused(inner) => inner.details(),
+            ApiError::RateLimited { retry_after_secs } => {
+                json!({"retry_after_seconds": retry_after_secs})
+            }
+            ApiError::Overloaded(max) => json!({"max_concurrency": max}),
+            ApiError::Timeout(ms) => json!({"timeout_ms": ms}),
             _ => json!({}),
         }
     }
@@ -184,6 +247,15 @@ impl IntoResponse for ApiError {
             );
         }
         let message = self.to_string();
-        error_body(status, code, &message, self.details())
+        let mut response = error_body(status, code, &message, self.details());
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Overloaded(_) => Some(1),
+            _ => None,
+        };
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert("retry-after", v);
+        }
+        response
     }
 }

@@ -2,13 +2,18 @@
 //! works, for tests) and loads the index; [`Application::run`] serves until the shutdown future
 //! resolves, then finishes in-flight requests.
 
+pub mod decision_log;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod keys;
+pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod telemetry;
+pub mod tls;
 pub mod usage;
 
 use std::future::Future;
@@ -49,6 +54,7 @@ async fn audit_events(
     let filter = arbiter_store::AuditFilter {
         organization_id: Some(ctx.org_id().to_owned()),
         actor_user_id: q.actor_user_id,
+        actor_key_id: q.actor_key_id,
         object_id: q.object_id,
         action: q.action,
         since: q.since,
@@ -65,6 +71,7 @@ async fn audit_events(
 #[derive(serde::Deserialize)]
 struct AuditQuery {
     actor_user_id: Option<String>,
+    actor_key_id: Option<String>,
     object_id: Option<String>,
     action: Option<String>,
     since: Option<chrono::DateTime<chrono::Utc>>,
@@ -177,6 +184,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/authorization/authorize", post(authorization::authorize))
         .route("/check", post(check::check))
         .route("/check/batch", post(check::batch))
+        // Any method: nginx's `auth_request` subrequest keeps the original request's method.
+        .route("/gateway/authorize", axum::routing::any(gateway::authorize))
+        .route("/gateway/envoy/", axum::routing::any(gateway::envoy))
+        .route("/gateway/envoy/{*path}", axum::routing::any(gateway::envoy))
         .route("/audit-events", get(audit_events))
         .route("/usage/{rollup}", get(routes::usage::get));
     Router::new()
@@ -201,8 +212,16 @@ pub fn router(state: Arc<AppState>) -> Router {
             idempotency::idempotent,
         ))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        // Rate limit, concurrency limit with load shedding, request timeout.
+        .layer(limits::LimitsLayer::new(state.clone()))
+        // Outside the limits, so that refusals are counted by route and status too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::track,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
+        // Every log line of a request is written in its span, which carries its request id.
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }
@@ -238,14 +257,38 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (and flushes the
+    /// decision log).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve(None, shutdown).await
+    }
+
+    /// As [`Application::run`], over TLS when `tls` is given (see [`tls::server_config`]).
+    pub async fn serve(
+        self,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state.clone();
         let app = router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let served = match tls {
+            None => {
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(config) => {
+                axum::serve(tls::TlsListener::new(self.listener, config)?, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
+        if let Some(log) = &state.decision_log {
+            log.flush().await;
+        }
+        served
     }
 }

@@ -490,6 +490,20 @@ routes![
     ),
     (
         "GET",
+        "/v1/gateway/authorize",
+        "gateway",
+        "Gateway mode (nginx auth_request, Traefik ForwardAuth; any method): may the caller make the request of X-Original-Method/X-Original-URI or X-Forwarded-Method/X-Forwarded-Uri? 200 with X-Arbiter-User and X-Arbiter-Organization, 401, or 403 (a route not in the policy, a malformed path); 404 gateway_disabled without --gateway-policy",
+        "the requirement of the matching route of the gateway policy"
+    ),
+    (
+        "GET",
+        "/v1/gateway/envoy/{path}",
+        "gateway",
+        "Gateway mode for Envoy ext_authz (any method; the path may hold slashes): may the caller make this request, with this method, on /{path}? Answers as /v1/gateway/authorize",
+        "the requirement of the matching route of the gateway policy"
+    ),
+    (
+        "GET",
         "/v1/audit-events",
         "audit",
         "Admin writes: who, what, when, before and after",

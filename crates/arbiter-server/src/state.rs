@@ -29,6 +29,17 @@ pub struct Settings {
     pub notifications: bool,
     /// How many change-log entries compaction keeps.
     pub compact_keep: u64,
+    /// The longest a request may take; past it, 503 `request_timeout`.
+    pub request_timeout: Duration,
+    /// The most requests served at once; more are refused at once with 503 `overloaded`.
+    pub max_concurrency: usize,
+    /// A token bucket per API key; `None`: no rate limit.
+    pub rate_limit: Option<crate::limits::RateLimit>,
+    /// The decision log (a sample of decisions as JSON lines); `None`: off.
+    pub decision_log: Option<crate::decision_log::DecisionLogSettings>,
+    /// The endpoint policy of gateway mode (`--gateway-policy`); `None`: the gateway routes
+    /// answer 404 `gateway_disabled`.
+    pub gateway: Option<Arc<arbiter_core::gateway::GatewayPolicy>>,
 }
 
 impl Default for Settings {
@@ -40,6 +51,11 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(500),
             notifications: true,
             compact_keep: 100_000,
+            request_timeout: Duration::from_secs(30),
+            max_concurrency: 1024,
+            rate_limit: None,
+            decision_log: None,
+            gateway: None,
         }
     }
 }
@@ -64,6 +80,14 @@ pub struct AppState {
     pub settings: Settings,
     /// Decisions counted per organization and hour.
     pub usage: Arc<crate::usage::UsageCounter>,
+    /// The Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The decision log, when it is on.
+    pub decision_log: Option<crate::decision_log::DecisionLog>,
+    /// The per-key rate limit, when it is on.
+    pub rate_limiter: Option<crate::limits::RateLimiter>,
+    /// The permits of the concurrency limit (`settings.max_concurrency` of them).
+    pub concurrency: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -76,6 +100,7 @@ impl AppState {
         let (revision, objects) = store.load().await?;
         let index = Index::load(catalog.clone(), revision, objects);
         let (tx, rx) = mpsc::unbounded_channel();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let state = Arc::new(Self {
             store: store.clone(),
             catalog,
@@ -83,6 +108,13 @@ impl AppState {
             write_lock: Mutex::new(()),
             advanced: Notify::new(),
             key_uses: tx,
+            decision_log: settings
+                .decision_log
+                .as_ref()
+                .map(|s| crate::decision_log::DecisionLog::start(s, metrics.clone())),
+            rate_limiter: settings.rate_limit.map(crate::limits::RateLimiter::new),
+            concurrency: crate::limits::semaphore(settings.max_concurrency),
+            metrics,
             settings,
             usage: Arc::new(crate::usage::UsageCounter::default()),
         });
@@ -118,10 +150,24 @@ impl AppState {
         let mut next: Option<Index> = None;
         let mut after = current.revision;
         loop {
-            let changes = match self.store.changes_since(after, 1000).await {
+            let started = std::time::Instant::now();
+            let changes = self.store.changes_since(after, 1000).await;
+            self.metrics.store_call(
+                crate::metrics::StoreOp::ChangesSince,
+                started.elapsed(),
+                changes.is_ok() || matches!(changes, Err(StoreError::Compacted(_))),
+            );
+            let changes = match changes {
                 Ok(changes) => changes,
                 Err(StoreError::Compacted(_)) => {
-                    let (revision, objects) = self.store.load().await?;
+                    let started = std::time::Instant::now();
+                    let loaded = self.store.load().await;
+                    self.metrics.store_call(
+                        crate::metrics::StoreOp::Load,
+                        started.elapsed(),
+                        loaded.is_ok(),
+                    );
+                    let (revision, objects) = loaded?;
                     next = Some(Index::load(self.catalog.clone(), revision, objects));
                     break;
                 }
@@ -239,7 +285,8 @@ impl AppState {
             }
             // A request that sent `Idempotency-Key` claims it with its first write.
             let claim = crate::idempotency::CLAIM.try_with(Clone::clone).ok();
-            match self
+            let started = std::time::Instant::now();
+            let committed = self
                 .store
                 .commit(
                     current.revision,
@@ -247,8 +294,13 @@ impl AppState {
                     &prepared.audit,
                     claim.as_ref(),
                 )
-                .await
-            {
+                .await;
+            self.metrics.store_call(
+                crate::metrics::StoreOp::Commit,
+                started.elapsed(),
+                committed.is_ok(),
+            );
+            match committed {
                 Ok(revision) => {
                     let mut next = (*current).clone();
                     next.apply(revision, &prepared.ops);

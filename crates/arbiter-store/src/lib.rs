@@ -55,6 +55,218 @@ pub struct AuditEvent {
     pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub record: AuditRecord,
+    /// The hash of the record before this one in the chain (64 zeros for the first); `None` for
+    /// a record written before the chain existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// SHA-256 (hex) of this record's canonical serialisation and `prev_hash`: see
+    /// [`ChainRecord::compute_hash`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// The `prev_hash` of the first record of the audit chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An audit record exactly as stored, with its place (`seq`) and its links: what the chain's hash
+/// is computed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainRecord {
+    pub seq: i64,
+    pub id: String,
+    pub revision: i64,
+    pub at: String,
+    pub organization_id: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub actor_key_id: Option<String>,
+    pub action: String,
+    pub object_kind: String,
+    pub object_id: String,
+    /// The stored JSON text of the object before the write.
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub request_id: Option<String>,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+}
+
+impl ChainRecord {
+    /// SHA-256 (lowercase hex) of the record's canonical serialisation followed by `prev_hash`:
+    /// the JSON array `["arbiter.audit.v1", id, revision, at, organization_id, actor_user_id,
+    /// actor_key_id, action, object_kind, object_id, before, after, request_id, prev_hash]`, with
+    /// absent fields as `null` and `before`/`after` as their stored text. `seq` is not covered: it
+    /// is the chain's order, which the links already pin.
+    pub fn compute_hash(&self, prev_hash: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = (
+            "arbiter.audit.v1",
+            &self.id,
+            self.revision,
+            &self.at,
+            &self.organization_id,
+            &self.actor_user_id,
+            &self.actor_key_id,
+            &self.action,
+            &self.object_kind,
+            &self.object_id,
+            &self.before,
+            &self.after,
+            &self.request_id,
+            prev_hash,
+        );
+        // Serialising strings, integers and options cannot fail.
+        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+        let digest = Sha256::digest(&bytes);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The newest link of the audit chain, kept beside it so that removed records are noticed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditHead {
+    /// The `seq` of the newest chained record; 0 when there is none.
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Why the audit chain does not verify, at the first record that fails.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainBreak {
+    #[error("its hash does not match its contents (stored {stored}, computed {computed}): the record was edited")]
+    HashMismatch { stored: String, computed: String },
+    #[error("its prev_hash {found} is not the hash of the record before it ({expected}): a record before it was removed, inserted or rewritten")]
+    LinkBroken { expected: String, found: String },
+    #[error("it has no hash, though records before it do")]
+    MissingHash,
+    #[error("the audit head names record {head_seq} with hash {head_hash}, but the chain ends at record {last_seq}: records were removed from the end, or the head was edited")]
+    HeadMismatch {
+        head_seq: i64,
+        head_hash: String,
+        last_seq: i64,
+    },
+}
+
+/// The outcome of walking the audit chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainVerdict {
+    /// Every chained record verified. `unchained` records, written before the chain existed,
+    /// precede them; `head` is the newest hash (worth keeping outside the database).
+    Verified {
+        records: u64,
+        unchained: u64,
+        head: String,
+    },
+    /// The first record that fails (`None` when the chain is empty but the head is not).
+    Broken {
+        seq: i64,
+        id: Option<String>,
+        reason: ChainBreak,
+    },
+}
+
+/// Walks the whole audit chain in order, recomputing every hash and link, and compares its end
+/// with the audit head.
+pub async fn verify_audit_chain(store: &dyn Store) -> Result<ChainVerdict, StoreError> {
+    const PAGE: u32 = 1000;
+    let mut expected_prev = GENESIS_HASH.to_owned();
+    let (mut after, mut records, mut unchained) = (0i64, 0u64, 0u64);
+    let mut last: Option<(i64, String)> = None;
+    loop {
+        let page = store.audit_chain(after, PAGE).await?;
+        let Some(end) = page.last() else { break };
+        after = end.seq;
+        for record in page {
+            let (Some(prev), Some(hash)) = (&record.prev_hash, &record.hash) else {
+                if last.is_none() && record.prev_hash.is_none() && record.hash.is_none() {
+                    unchained += 1;
+                    continue;
+                }
+                return Ok(ChainVerdict::Broken {
+                    seq: record.seq,
+                    id: Some(record.id),
+                    reason: ChainBreak::MissingHash,
+                });
+            };
+            if *prev != expected_prev {
+                return Ok(ChainVerdict::Broken {
+                    seq: record.seq,
+                    id: Some(record.id.clone()),
+                    reason: ChainBreak::LinkBroken {
+                        expected: expected_prev,
+                        found: prev.clone(),
+                    },
+                });
+            }
+            let computed = record.compute_hash(prev);
+            if computed != *hash {
+                return Ok(ChainVerdict::Broken {
+                    seq: record.seq,
+                    id: Some(record.id.clone()),
+                    reason: ChainBreak::HashMismatch {
+                        stored: hash.clone(),
+                        computed,
+                    },
+                });
+            }
+            expected_prev = computed;
+            records += 1;
+            last = Some((record.seq, record.id));
+        }
+    }
+    let head = store.audit_head().await?;
+    let (last_seq, last_id) = last.map_or((0, None), |(seq, id)| (seq, Some(id)));
+    if head.seq != last_seq || head.hash != expected_prev {
+        return Ok(ChainVerdict::Broken {
+            seq: last_seq,
+            id: last_id,
+            reason: ChainBreak::HeadMismatch {
+                head_seq: head.seq,
+                head_hash: head.hash,
+                last_seq,
+            },
+        });
+    }
+    Ok(ChainVerdict::Verified {
+        records,
+        unchained,
+        head: expected_prev,
+    })
+}
+
+/// The rows a commit appends to the audit chain after `prev` (the head's hash), hashed and
+/// linked in order; `seq` is left 0 for the database to assign.
+fn chain_rows(
+    audit: &[AuditRecord],
+    revision: i64,
+    at: &str,
+    prev: &str,
+) -> Result<Vec<ChainRecord>, StoreError> {
+    let mut prev = prev.to_owned();
+    let mut rows = Vec::with_capacity(audit.len());
+    for record in audit {
+        let mut row = ChainRecord {
+            seq: 0,
+            id: audit_id(),
+            revision,
+            at: at.to_owned(),
+            organization_id: record.organization_id.clone(),
+            actor_user_id: record.actor_user_id.clone(),
+            actor_key_id: record.actor_key_id.clone(),
+            action: record.action.clone(),
+            object_kind: record.object_kind.clone(),
+            object_id: record.object_id.clone(),
+            before: record.before.as_ref().map(to_json).transpose()?,
+            after: record.after.as_ref().map(to_json).transpose()?,
+            request_id: record.request_id.clone(),
+            prev_hash: None,
+            hash: None,
+        };
+        let hash = row.compute_hash(&prev);
+        row.prev_hash = Some(std::mem::replace(&mut prev, hash.clone()));
+        row.hash = Some(hash);
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// An idempotency key claimed by a write: `scope` is unique (the caller's key and the
@@ -90,6 +302,7 @@ pub struct AuditFilter {
     /// `None` lists every organization's (platform administrators only).
     pub organization_id: Option<String>,
     pub actor_user_id: Option<String>,
+    pub actor_key_id: Option<String>,
     pub object_id: Option<String>,
     pub action: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -174,6 +387,19 @@ pub trait Store: Send + Sync {
         &self,
         filter: &AuditFilter,
     ) -> Result<(Vec<AuditEvent>, u64), StoreError>;
+
+    /// Audit records with a `seq` above `after_seq`, in `seq` order (the chain's order), at most
+    /// `limit`, exactly as stored: for verifying the chain.
+    ///
+    /// The chain is appended by [`Store::commit`] in the write's transaction: it reads the audit
+    /// head, links and hashes the new records after it, and moves the head, while holding the
+    /// store's write serialisation (SQLite `BEGIN IMMEDIATE`; PostgreSQL a row lock on
+    /// `audit_head`), so the chain never forks.
+    async fn audit_chain(&self, after_seq: i64, limit: u32)
+        -> Result<Vec<ChainRecord>, StoreError>;
+
+    /// The audit head: the newest chained record's `seq` and hash.
+    async fn audit_head(&self) -> Result<AuditHead, StoreError>;
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (created if missing) or
@@ -227,6 +453,63 @@ fn revision_to_i64(revision: Revision) -> i64 {
 
 fn revision_from_i64(revision: i64) -> Revision {
     Revision::try_from(revision).unwrap_or(0)
+}
+
+/// Reads a stored audit row in the column order of [`AUDIT_COLUMNS`].
+fn chain_record<R>(row: &R) -> ChainRecord
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    ChainRecord {
+        seq: row.get(0),
+        id: row.get(1),
+        revision: row.get(2),
+        at: row.get(3),
+        organization_id: row.get(4),
+        actor_user_id: row.get(5),
+        actor_key_id: row.get(6),
+        action: row.get(7),
+        object_kind: row.get(8),
+        object_id: row.get(9),
+        before: row.get(10),
+        after: row.get(11),
+        request_id: row.get(12),
+        prev_hash: row.get(13),
+        hash: row.get(14),
+    }
+}
+
+/// The columns of an audit row, in the order [`chain_record`] reads them.
+const AUDIT_COLUMNS: &str =
+    "seq, id, revision, at, organization_id, actor_user_id, actor_key_id, action, \
+     object_kind, object_id, before, after, request_id, prev_hash, hash";
+
+impl ChainRecord {
+    /// The record as the API shows it.
+    fn into_event(self) -> AuditEvent {
+        AuditEvent {
+            id: self.id,
+            revision: revision_from_i64(self.revision),
+            at: parse_time(&self.at),
+            record: AuditRecord {
+                organization_id: self.organization_id,
+                actor_user_id: self.actor_user_id,
+                actor_key_id: self.actor_key_id,
+                action: self.action,
+                object_kind: self.object_kind,
+                object_id: self.object_id,
+                before: parse_value(self.before),
+                after: parse_value(self.after),
+                request_id: self.request_id,
+            },
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
 }
 
 fn audit_id() -> String {

@@ -12,9 +12,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    audit_id, parse_object, parse_ops, parse_time, parse_value, revision_from_i64, revision_to_i64,
-    to_json, AuditEvent, AuditFilter, AuditRecord, Change, IdempotencyClaim, IdempotencyRecord,
-    Store, StoreError, UsageCount,
+    chain_record, chain_rows, parse_object, parse_ops, parse_time, revision_from_i64,
+    revision_to_i64, to_json, AuditEvent, AuditFilter, AuditHead, AuditRecord, ChainRecord, Change,
+    IdempotencyClaim, IdempotencyRecord, Store, StoreError, UsageCount, AUDIT_COLUMNS,
 };
 
 /// The SQLite store.
@@ -208,26 +208,47 @@ impl Store for SqliteStore {
                     other => StoreError::Database(other),
                 })?;
         }
-        for record in audit {
-            sqlx::query(
-                "INSERT INTO audit_events (id, revision, at, organization_id, actor_user_id, actor_key_id, action, \
-                 object_kind, object_id, before, after, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(audit_id())
-            .bind(rev)
-            .bind(&now)
-            .bind(&record.organization_id)
-            .bind(&record.actor_user_id)
-            .bind(&record.actor_key_id)
-            .bind(&record.action)
-            .bind(&record.object_kind)
-            .bind(&record.object_id)
-            .bind(record.before.as_ref().map(to_json).transpose()?)
-            .bind(record.after.as_ref().map(to_json).transpose()?)
-            .bind(&record.request_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::Database)?;
+        if !audit.is_empty() {
+            // `BEGIN IMMEDIATE` holds the database's one write lock: no other committer reads
+            // the head until this transaction ends, so the chain stays linear.
+            let prev: String = sqlx::query_scalar("SELECT hash FROM audit_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+            let mut head = None;
+            for row in chain_rows(audit, rev, &now, &prev)? {
+                let seq: i64 = sqlx::query_scalar(
+                    "INSERT INTO audit_events (id, revision, at, organization_id, actor_user_id, actor_key_id, action, \
+                     object_kind, object_id, before, after, request_id, prev_hash, hash) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                )
+                .bind(&row.id)
+                .bind(row.revision)
+                .bind(&row.at)
+                .bind(&row.organization_id)
+                .bind(&row.actor_user_id)
+                .bind(&row.actor_key_id)
+                .bind(&row.action)
+                .bind(&row.object_kind)
+                .bind(&row.object_id)
+                .bind(&row.before)
+                .bind(&row.after)
+                .bind(&row.request_id)
+                .bind(&row.prev_hash)
+                .bind(&row.hash)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+                head = Some((seq, row.hash));
+            }
+            if let Some((seq, hash)) = head {
+                sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+                    .bind(seq)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::Database)?;
+            }
         }
         tx.commit().await.map_err(StoreError::Database)?;
         Ok(revision)
@@ -349,7 +370,8 @@ impl Store for SqliteStore {
         let conditions =
             "(?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR actor_user_id = ?2) \
              AND (?3 IS NULL OR object_id = ?3) AND (?4 IS NULL OR action = ?4) \
-             AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6)";
+             AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6) \
+             AND (?7 IS NULL OR actor_key_id = ?7)";
         let since = filter.since.map(|t| t.to_rfc3339());
         let until = filter.until.map(|t| t.to_rfc3339());
         let total: i64 = sqlx::query_scalar(&format!(
@@ -361,12 +383,12 @@ impl Store for SqliteStore {
         .bind(&filter.action)
         .bind(&since)
         .bind(&until)
+        .bind(&filter.actor_key_id)
         .fetch_one(&self.pool)
         .await
         .map_err(StoreError::Database)?;
         let rows = sqlx::query(&format!(
-            "SELECT id, revision, at, organization_id, actor_user_id, actor_key_id, action, object_kind, object_id, \
-             before, after, request_id FROM audit_events WHERE {conditions} ORDER BY seq LIMIT ?7 OFFSET ?8"
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE {conditions} ORDER BY seq LIMIT ?8 OFFSET ?9"
         ))
         .bind(&filter.organization_id)
         .bind(&filter.actor_user_id)
@@ -374,30 +396,43 @@ impl Store for SqliteStore {
         .bind(&filter.action)
         .bind(&since)
         .bind(&until)
+        .bind(&filter.actor_key_id)
         .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::Database)?;
         let events = rows
-            .into_iter()
-            .map(|row| AuditEvent {
-                id: row.get(0),
-                revision: revision_from_i64(row.get(1)),
-                at: parse_time(&row.get::<String, _>(2)),
-                record: AuditRecord {
-                    organization_id: row.get(3),
-                    actor_user_id: row.get(4),
-                    actor_key_id: row.get(5),
-                    action: row.get(6),
-                    object_kind: row.get(7),
-                    object_id: row.get(8),
-                    before: parse_value(row.get(9)),
-                    after: parse_value(row.get(10)),
-                    request_id: row.get(11),
-                },
-            })
+            .iter()
+            .map(|row| chain_record(row).into_event())
             .collect();
         Ok((events, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn audit_chain(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<ChainRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(rows.iter().map(chain_record).collect())
+    }
+
+    async fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(AuditHead {
+            seq: row.get(0),
+            hash: row.get(1),
+        })
     }
 }

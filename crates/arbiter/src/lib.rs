@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arbiter_core::bundle::{hash_secret, Bundle};
 use arbiter_core::catalog::{Catalog, PLATFORM_ADMIN_ROLE, PREDEFINED_ROLE_PREFIX};
 use arbiter_core::engine::{self, CheckRequest, ResourceQuery, SubjectQuery};
+use arbiter_core::gateway::{GatewayPolicy, RouteDecision};
 use arbiter_core::index::Index;
 use arbiter_core::model::{ApiKey, ApiKeyKind, Node, Object, Op, RoleBinding, SubjectRef, User};
 use arbiter_core::permission::Permission;
@@ -37,6 +38,12 @@ pub enum CliError {
     },
     #[error("{0}")]
     Usage(String),
+    #[error("cannot load the gateway policy `{path}`")]
+    GatewayPolicy {
+        path: String,
+        #[source]
+        source: CoreError,
+    },
 }
 
 impl From<arbiter_server::ApiError> for CliError {
@@ -52,6 +59,22 @@ pub struct ServeConfig {
     pub database_url: String,
     pub bootstrap_key: Option<String>,
     pub settings: Settings,
+    /// The endpoint policy file of gateway mode, if any.
+    pub gateway_policy: Option<String>,
+}
+
+/// Reads and validates a gateway policy file against the built-in catalog.
+pub fn load_gateway_policy(path: &str) -> Result<GatewayPolicy, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    GatewayPolicy::from_yaml(&text, &Catalog::builtin()?).map_err(|source| {
+        CliError::GatewayPolicy {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// Opens and migrates the store, and loads the catalog.
@@ -162,8 +185,15 @@ pub async fn serve(
     config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
+    // A bad policy stops the start before anything is opened.
+    let mut settings = config.settings.clone();
+    if let Some(path) = &config.gateway_policy {
+        let policy = load_gateway_policy(path)?;
+        tracing::info!(path = %path, routes = policy.routes().len(), "gateway mode");
+        settings.gateway = Some(Arc::new(policy));
+    }
     let (store, catalog) = open(&config.database_url).await?;
-    let app = Application::build(&config.listen, store, catalog, config.settings.clone())
+    let app = Application::build(&config.listen, store, catalog, settings)
         .await
         .map_err(|source| CliError::Io {
             path: config.listen.clone(),
@@ -317,4 +347,59 @@ pub async fn check(
             explain: c.explain,
         },
     ))
+}
+
+/// An offline decision of a gateway route: may the subject make `METHOD /path` under a policy?
+pub struct OfflineRouteCheck {
+    pub organization: String,
+    pub subject: SubjectQuery,
+    /// `METHOD /path`, as a proxy would forward it (`GET /models/m1?x=1`).
+    pub request: String,
+    /// The policy file.
+    pub gateway_policy: String,
+    pub explain: bool,
+}
+
+/// Decides a gateway route from the store, as `/v1/gateway/authorize` would (after the key is
+/// authenticated). A request that matches no route is denied with `route: null`.
+pub async fn check_route(
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    c: &OfflineRouteCheck,
+) -> Result<serde_json::Value, CliError> {
+    let policy = load_gateway_policy(&c.gateway_policy)?;
+    let parts: Vec<&str> = c.request.split_whitespace().collect();
+    let [method, uri] = parts.as_slice() else {
+        return Err(CliError::Usage(
+            "--route is `METHOD /path`, such as `GET /models/m1`".to_owned(),
+        ));
+    };
+    let matched = policy.lookup(method, uri)?;
+    let (revision, objects) = store.load().await?;
+    let index = Index::load(catalog, revision, objects);
+    if !index.organizations.contains_key(&c.organization) {
+        return Err(CliError::Usage(format!(
+            "organization `{}` does not exist",
+            c.organization
+        )));
+    }
+    let Some(matched) = matched else {
+        return Ok(serde_json::json!({
+            "allowed": false,
+            "revision": index.revision.to_string(),
+            "route": null,
+            "reason": format!("`{method} {uri}` is not a route of the gateway policy"),
+        }));
+    };
+    let decision: RouteDecision = arbiter_core::gateway::decide(
+        &index,
+        &c.organization,
+        &c.subject,
+        &matched,
+        Utc::now(),
+        c.explain,
+    );
+    let mut value = serde_json::to_value(&decision).map_err(|e| CliError::Api(e.to_string()))?;
+    value["revision"] = serde_json::Value::String(decision.revision.to_string());
+    Ok(value)
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use arbiter::{CliError, OfflineCheck, ServeConfig};
+use arbiter::{CliError, OfflineCheck, OfflineRouteCheck, ServeConfig};
 use arbiter_core::engine::SubjectQuery;
 use arbiter_server::Settings;
 use clap::{Parser, Subcommand};
@@ -45,6 +45,10 @@ enum Command {
         /// How many change-log entries compaction keeps.
         #[arg(long, env = "ARBITER_COMPACT_KEEP", default_value_t = 100_000)]
         compact_keep: u64,
+        /// Gateway mode: the endpoint policy (YAML) that `/v1/gateway/*` enforces. A policy
+        /// with problems stops the start.
+        #[arg(long, env = "ARBITER_GATEWAY_POLICY")]
+        gateway_policy: Option<String>,
     },
     /// Create or upgrade the store's schema, then exit.
     Migrate {
@@ -95,11 +99,18 @@ enum Command {
         #[arg(long)]
         api_key: Option<String>,
         /// `resource_type:action`.
-        #[arg(long)]
-        permission: String,
+        #[arg(long, required_unless_present = "route", conflicts_with = "route")]
+        permission: Option<String>,
         /// `type:id` of the resource.
-        #[arg(long)]
-        resource: String,
+        #[arg(long, required_unless_present = "route", conflicts_with = "route")]
+        resource: Option<String>,
+        /// Instead of --permission and --resource: a request, `METHOD /path`, decided by the
+        /// route of --gateway-policy it matches.
+        #[arg(long, requires = "gateway_policy")]
+        route: Option<String>,
+        /// The endpoint policy (YAML) for --route.
+        #[arg(long, env = "ARBITER_GATEWAY_POLICY")]
+        gateway_policy: Option<String>,
         #[arg(long)]
         explain: bool,
     },
@@ -151,6 +162,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             poll_interval_ms,
             notifications,
             compact_keep,
+            gateway_policy,
         } => {
             init_logs(log_format == "json");
             let settings = Settings {
@@ -170,6 +182,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     database_url,
                     bootstrap_key,
                     settings,
+                    gateway_policy,
                 },
                 shutdown_signal(),
             )
@@ -206,12 +219,35 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             api_key,
             permission,
             resource,
+            route,
+            gateway_policy,
             explain,
         } => {
             let subject = match (user, api_key) {
                 (Some(u), None) => SubjectQuery::User(u),
                 (None, Some(k)) => SubjectQuery::ApiKey(k),
                 _ => return Err(CliError::Usage("give --user or --api-key".to_owned())),
+            };
+            if let (Some(request), Some(gateway_policy)) = (route, gateway_policy) {
+                let (store, catalog) = arbiter::open(&database_url).await?;
+                let c = OfflineRouteCheck {
+                    organization,
+                    subject,
+                    request,
+                    gateway_policy,
+                    explain,
+                };
+                let decision = arbiter::check_route(store, catalog, &c).await?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&decision).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            let (Some(permission), Some(resource)) = (permission, resource) else {
+                return Err(CliError::Usage(
+                    "give --permission and --resource, or --route and --gateway-policy".to_owned(),
+                ));
             };
             let (resource_type, resource_id) = resource
                 .split_once(':')

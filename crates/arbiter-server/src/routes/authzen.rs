@@ -173,6 +173,7 @@ async fn index_for(
 
 /// One evaluation: `Ok(decision, context)` or an error for an invalid request.
 fn evaluate(
+    state: &AppState,
     ctx: &Ctx,
     index: &Index,
     subject: &Entity,
@@ -197,6 +198,7 @@ fn evaluate(
         id: resource.id.clone().unwrap_or_default(),
         properties: resource.properties.clone(),
     };
+    let started = std::time::Instant::now();
     let decision = engine::check(
         index,
         &CheckRequest {
@@ -211,6 +213,19 @@ fn evaluate(
             // A deny answers the reason's one sentence; an allow stops at the first grant anyway.
             explain: true,
         },
+    );
+    state.decided(
+        ctx,
+        crate::decision_log::Decided {
+            api: crate::metrics::DecisionApi::Authzen,
+            subject: &subject_query,
+            permission: &permission,
+            resource_type: &resource_query.resource_type,
+            resource_id: &resource_query.id,
+            allowed: decision.allowed,
+            revision: decision.revision,
+        },
+        started.elapsed(),
     );
     let mut answer_context = json!({"revision": decision.revision.to_string()});
     if let Some(reason) = decision.reason.filter(|_| !decision.allowed) {
@@ -237,7 +252,15 @@ pub async fn evaluation(
     let resource = entity(object(body, "resource")?, "resource", true)?;
     let context = context_of(body)?;
     let index = index_for(&state, &ctx, &headers, context.as_ref()).await?;
-    let answer = evaluate(&ctx, &index, &subject, &action, &resource, context.as_ref())?;
+    let answer = evaluate(
+        &state,
+        &ctx,
+        &index,
+        &subject,
+        &action,
+        &resource,
+        context.as_ref(),
+    )?;
     count(&state, &ctx, &answer);
     Ok(Json(answer))
 }
@@ -283,6 +306,7 @@ pub async fn evaluations(
         let action = entity(object(body, "action")?, "action", false)?;
         let resource = entity(object(body, "resource")?, "resource", true)?;
         let answer = evaluate(
+            &state,
             &ctx,
             &index,
             &subject,
@@ -309,7 +333,15 @@ pub async fn evaluations(
             let action = entity(pick("action")?, "action", false)?;
             let resource = entity(pick("resource")?, "resource", true)?;
             let context = context_of(item)?.or_else(|| default_context.clone());
-            evaluate(&ctx, &index, &subject, &action, &resource, context.as_ref())
+            evaluate(
+                &state,
+                &ctx,
+                &index,
+                &subject,
+                &action,
+                &resource,
+                context.as_ref(),
+            )
         })();
         let result = match outcome {
             Ok(result) => result,

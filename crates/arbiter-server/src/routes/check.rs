@@ -7,6 +7,7 @@ use arbiter_core::index::Index;
 use arbiter_core::irn::Irn;
 use arbiter_core::model::Properties;
 use arbiter_core::permission::Permission;
+use arbiter_core::requirement::Expr;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
@@ -14,8 +15,10 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::decision_log::Decided;
 use crate::error::ApiError;
 use crate::extract::{Caller, Ctx, JsonBody};
+use crate::metrics::DecisionApi;
 use crate::state::AppState;
 
 /// The most checks one batch may hold.
@@ -69,7 +72,9 @@ impl RevisionBody {
 #[derive(Deserialize)]
 pub struct CheckBody {
     subject: Option<SubjectBody>,
-    permission: String,
+    permission: Option<String>,
+    /// Instead of `permission`: an expression of permissions, `a:x & (b:y | c:z)`.
+    requirement: Option<String>,
     resource: ResourceBody,
     action: Option<ActionBody>,
     context: Option<Value>,
@@ -84,6 +89,17 @@ pub struct CheckAnswer {
     revision: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<engine::Reason>,
+    /// For a `requirement`: the decision of each of its distinct permissions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leaves: Option<Vec<LeafAnswer>>,
+}
+
+#[derive(Serialize)]
+pub struct LeafAnswer {
+    permission: String,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<engine::Reason>,
 }
 
 impl From<Decision> for CheckAnswer {
@@ -92,15 +108,22 @@ impl From<Decision> for CheckAnswer {
             allowed: d.allowed,
             revision: d.revision.to_string(),
             reason: d.reason,
+            leaves: None,
         }
     }
+}
+
+/// What a check asks: one permission, or a requirement over several.
+enum Asked {
+    Permission(Permission),
+    Requirement(Expr),
 }
 
 /// A check, parsed and validated.
 struct Parsed {
     subject: SubjectQuery,
     subject_properties: Properties,
-    permission: Permission,
+    asked: Asked,
     resource: ResourceQuery,
     action_properties: Properties,
     context: Value,
@@ -108,8 +131,25 @@ struct Parsed {
 }
 
 fn parse(ctx: &Ctx, index: &Index, body: CheckBody) -> Result<Parsed, ApiError> {
-    let permission = Permission::parse(&body.permission)?;
-    index.validate_permission(Some(ctx.org_id()), &permission)?;
+    let asked = match (body.permission, body.requirement) {
+        (Some(permission), None) => {
+            let permission = Permission::parse(&permission)?;
+            index.validate_permission(Some(ctx.org_id()), &permission)?;
+            Asked::Permission(permission)
+        }
+        (None, Some(requirement)) => {
+            let expr = Expr::parse(&requirement)?;
+            for permission in expr.permissions() {
+                index.validate_permission(Some(ctx.org_id()), permission)?;
+            }
+            Asked::Requirement(expr)
+        }
+        _ => {
+            return Err(ApiError::InvalidBody(
+                "give either `permission` or `requirement`".to_owned(),
+            ))
+        }
+    };
     let (subject, subject_properties) = match body.subject {
         None => (ctx.caller.subject(), Properties::new()),
         Some(s) => {
@@ -167,7 +207,7 @@ fn parse(ctx: &Ctx, index: &Index, body: CheckBody) -> Result<Parsed, ApiError> 
     Ok(Parsed {
         subject,
         subject_properties,
-        permission,
+        asked,
         resource: ResourceQuery {
             resource_type,
             id,
@@ -198,14 +238,54 @@ fn require_check_execute(ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
-fn decide(ctx: &Ctx, index: &Index, p: &Parsed) -> Decision {
+fn decide(ctx: &Ctx, index: &Index, p: &Parsed) -> CheckAnswer {
+    let expr = match &p.asked {
+        Asked::Permission(permission) => return decide_one(ctx, index, p, permission).into(),
+        Asked::Requirement(expr) => expr,
+    };
+    let mut leaves = Vec::new();
+    let evaluation = expr.evaluate(|permission| {
+        let d = decide_one(ctx, index, p, permission);
+        leaves.push(LeafAnswer {
+            permission: permission.to_string(),
+            allowed: d.allowed,
+            reason: d.reason,
+        });
+        d.allowed
+    });
+    let reason = p.explain.then(|| {
+        let denied: Vec<String> = leaves
+            .iter()
+            .filter(|l| !l.allowed)
+            .map(|l| format!("`{}`", l.permission))
+            .collect();
+        let message = if evaluation.allowed {
+            format!("`{expr}` holds")
+        } else {
+            format!("`{expr}` does not hold: {} denied", denied.join(", "))
+        };
+        engine::Reason {
+            message,
+            granted_by: None,
+            misses: Vec::new(),
+        }
+    });
+    CheckAnswer {
+        allowed: evaluation.allowed,
+        revision: index.revision.to_string(),
+        reason,
+        leaves: Some(leaves),
+    }
+}
+
+fn decide_one(ctx: &Ctx, index: &Index, p: &Parsed, permission: &Permission) -> Decision {
     engine::check(
         index,
         &CheckRequest {
             organization_id: Some(ctx.org_id()),
             subject: &p.subject,
             subject_properties: Some(&p.subject_properties),
-            permission: &p.permission,
+            permission,
             resource: &p.resource,
             action_properties: Some(&p.action_properties),
             context: Some(&p.context),
@@ -267,9 +347,11 @@ pub async fn check(
     if !is_caller(&ctx, &parsed.subject) {
         require_check_execute(&ctx)?;
     }
-    let decision = decide(&ctx, ctx.index(), &parsed);
-    state.usage.count(ctx.org_id(), decision.allowed);
-    Ok(Json(decision.into()))
+    let started = std::time::Instant::now();
+    let answer = decide(&ctx, ctx.index(), &parsed);
+    state.usage.count(ctx.org_id(), answer.allowed);
+    observe(&state, &ctx, DecisionApi::Check, &parsed, &answer, started);
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]
@@ -317,9 +399,11 @@ pub async fn batch(
         .iter()
         .map(|p| match p {
             Ok(p) => {
-                let decision = decide(&ctx, &index, p);
-                state.usage.count(ctx.org_id(), decision.allowed);
-                json!(CheckAnswer::from(decision))
+                let started = std::time::Instant::now();
+                let answer = decide(&ctx, &index, p);
+                state.usage.count(ctx.org_id(), answer.allowed);
+                observe(&state, &ctx, DecisionApi::Batch, p, &answer, started);
+                json!(answer)
             }
             Err(e) => {
                 let (status, code) = e.status_and_code();
@@ -328,4 +412,32 @@ pub async fn batch(
         })
         .collect();
     Ok(Json(json!({"results": results})))
+}
+
+/// Counts a decision in the metrics and, when it is on, the decision log.
+fn observe(
+    state: &AppState,
+    ctx: &Ctx,
+    api: DecisionApi,
+    p: &Parsed,
+    answer: &CheckAnswer,
+    started: std::time::Instant,
+) {
+    let permission: &dyn std::fmt::Display = match &p.asked {
+        Asked::Permission(permission) => permission,
+        Asked::Requirement(expr) => expr,
+    };
+    state.decided(
+        ctx,
+        Decided {
+            api,
+            subject: &p.subject,
+            permission,
+            resource_type: &p.resource.resource_type,
+            resource_id: &p.resource.id,
+            allowed: answer.allowed,
+            revision: answer.revision.parse().unwrap_or(0),
+        },
+        started.elapsed(),
+    );
 }

@@ -13,7 +13,7 @@ use arbiter_core::model::{
     GrantSubject, GroupKind, Object, ObjectKey, ObjectKind, Op, Properties, ResourceGrant,
 };
 use arbiter_core::permission::Permission;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 
 use super::{json_of, new_id, written};
 use crate::error::ApiError;
-use crate::extract::{organization_of, resource, Caller, Ctx, JsonBody};
+use crate::extract::{organization_of, resource, Caller, Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
 /// The wire name of an action.

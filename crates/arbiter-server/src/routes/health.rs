@@ -49,22 +49,31 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .await
         .map(|head| head.saturating_sub(index.revision))
         .unwrap_or(0);
-    let body = format!(
-        "# HELP arbiter_revision_lag Revisions committed to the store that this replica has not applied yet.\n\
-         # TYPE arbiter_revision_lag gauge\narbiter_revision_lag {lag}\n\
-         # HELP arbiter_revision The revision the index is at.\n# TYPE arbiter_revision gauge\narbiter_revision {}\n\
-         # HELP arbiter_index_objects Objects in the index, by kind.\n# TYPE arbiter_index_objects gauge\n\
-         arbiter_index_objects{{kind=\"organization\"}} {}\narbiter_index_objects{{kind=\"user\"}} {}\n\
-         arbiter_index_objects{{kind=\"role_binding\"}} {}\narbiter_index_objects{{kind=\"api_key\"}} {}\n\
-         arbiter_index_objects{{kind=\"resource\"}} {}\n",
+    state.metrics.set_index(
         index.revision,
-        index.organizations.len(),
-        index.users.len(),
-        index.bindings.len(),
-        index.api_keys.len(),
-        index.resources.len(),
+        lag,
+        &[
+            ("organization", index.organizations.len()),
+            ("space", index.spaces.len()),
+            ("project", index.projects.len()),
+            ("user", index.users.len()),
+            ("group", index.groups.len()),
+            ("role", index.roles.len()),
+            ("role_binding", index.bindings.len()),
+            ("grant", index.grants.len()),
+            ("api_key", index.api_keys.len()),
+            ("resource", index.resources.len()),
+        ],
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let in_flight = state
+        .settings
+        .max_concurrency
+        .saturating_sub(state.concurrency.available_permits());
+    state.metrics.set_in_flight(in_flight);
+    match state.metrics.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response(),
+        Err(e) => crate::error::ApiError::Internal(e.to_string()).into_response(),
+    }
 }
 
 /// `GET /openapi.json`.

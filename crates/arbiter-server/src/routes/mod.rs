@@ -7,6 +7,7 @@ pub mod authzen;
 pub mod bindings;
 pub mod catalog;
 pub mod check;
+pub mod gateway;
 pub mod grants;
 pub mod groups;
 pub mod health;

@@ -218,6 +218,25 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let user = member(&ctx, ctx.index(), &id)?;
     ctx.require("user:write", "user", &user.id)?;
+    // A user shared with other organizations is theirs too: its email, external ids and
+    // properties (which ownership and conditions rely on there) change only with `user:write`
+    // in each of them.
+    let others = ctx
+        .index()
+        .user_organizations
+        .get(&user.id)
+        .cloned()
+        .unwrap_or_default();
+    let permission = arbiter_core::permission::Permission::parse("user:write")?;
+    for org in others.iter().filter(|o| o.as_str() != ctx.org_id()) {
+        let query = crate::extract::resource("user", &user.id);
+        if !ctx.caller.decide(Some(org), &permission, &query).allowed {
+            return Err(ApiError::Forbidden {
+                permission: "user:write".to_owned(),
+                resource: format!("user {} in its other organizations", user.id),
+            });
+        }
+    }
     patch_user(&state, &ctx, &id, &body).await
 }
 

@@ -10,6 +10,7 @@ mod checks;
 mod conformance;
 mod durability;
 mod escalation;
+mod gateway;
 mod grants;
 mod helpers;
 mod isolation;

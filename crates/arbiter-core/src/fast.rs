@@ -1,0 +1,324 @@
+//! The check path: the same decision as the reference evaluator in [`crate::engine`], made
+//! without allocating. It looks up only the bindings on the resource's ancestors (per subject,
+//! per node), finds a role's entries for the permission by hash, and resolves the subject and the
+//! resource to borrowed views. Whatever it does not handle itself (conditions, grant criteria) it
+//! leaves to the reference evaluator by answering `None`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
+use crate::index::{CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings};
+use crate::model::{ApiKey, ApiKeyKind, Node, Resource, Scope, User};
+use crate::permission::WILDCARD;
+
+/// Who a check is about.
+enum Who<'i> {
+    User(&'i User),
+    ProjectKey(&'i ApiKey),
+}
+
+/// The resource and its ancestors, borrowed.
+struct TargetView<'a> {
+    resource_type: &'a str,
+    id: &'a str,
+    organization: Option<&'a str>,
+    space: Option<&'a str>,
+    project: Option<&'a str>,
+    /// The resource is a node of its own (not an organization, space or project).
+    is_resource: bool,
+    owner: Option<&'a str>,
+}
+
+fn owner_from(props: &crate::model::Properties) -> Option<&str> {
+    props.get("owner_id").and_then(|v| v.as_str())
+}
+
+impl<'a> TargetView<'a> {
+    fn resolve(index: &'a Index, org: Option<&'a str>, request: &'a CheckRequest<'a>) -> Self {
+        let query = request.resource;
+        let mut view = TargetView {
+            resource_type: &query.resource_type,
+            id: &query.id,
+            organization: org,
+            space: None,
+            project: None,
+            is_resource: false,
+            owner: None,
+        };
+        let Some(org) = org else { return view };
+        let mut project_id: Option<&'a str> = None;
+        let mut registered: Option<&'a Resource> = None;
+        match query.resource_type.as_str() {
+            PLATFORM_TYPE => {
+                view.organization = None;
+                return view;
+            }
+            "organization" if query.id == org => {}
+            "space"
+                if index
+                    .spaces
+                    .get(&query.id)
+                    .is_some_and(|s| s.organization_id == org) =>
+            {
+                view.space = Some(&query.id)
+            }
+            "project"
+                if index
+                    .projects
+                    .get(&query.id)
+                    .is_some_and(|p| p.organization_id == org) =>
+            {
+                project_id = Some(&query.id)
+            }
+            resource_type => {
+                view.is_resource = true;
+                if let Some(r) = index.resource(org, resource_type, &query.id) {
+                    registered = Some(r);
+                    project_id = r.project_id.as_deref();
+                    view.owner = r.owner_id.as_deref();
+                } else if resource_type == "user" && index.is_member(org, &query.id) {
+                    view.owner = Some(&query.id);
+                } else if resource_type == "api_key" {
+                    if let Some(key) = index.api_keys.get(&query.id) {
+                        view.owner = Some(&key.user_id);
+                        project_id = key.project_id.as_deref();
+                    }
+                }
+            }
+        }
+        if let Some(project) = project_id
+            .and_then(|p| index.projects.get(p))
+            .filter(|p| p.organization_id == org)
+        {
+            view.project = Some(&project.id);
+            view.space = Some(&project.space_id);
+        }
+        if view.owner.is_none() {
+            // As the reference does: the sent properties overlay the registered ones.
+            view.owner = owner_from(&query.properties)
+                .or_else(|| registered.and_then(|r| owner_from(&r.properties)));
+        }
+        view
+    }
+}
+
+struct Fast<'a> {
+    index: &'a Index,
+    request: &'a CheckRequest<'a>,
+    who: Who<'a>,
+    target: TargetView<'a>,
+    now: DateTime<Utc>,
+    /// Set when something needs the reference evaluator.
+    unsupported: bool,
+}
+
+impl<'a> Fast<'a> {
+    fn in_team(&self, space: &str) -> bool {
+        match &self.who {
+            Who::User(u) => self
+                .index
+                .user_spaces
+                .get(&u.id)
+                .is_some_and(|s| s.contains(space)),
+            Who::ProjectKey(k) => k
+                .project_id
+                .as_deref()
+                .and_then(|p| self.index.projects.get(p))
+                .is_some_and(|p| p.space_id == space),
+        }
+    }
+
+    fn owns(&self, owner: &str) -> bool {
+        match &self.who {
+            Who::User(u) => {
+                u.id == owner
+                    || u.email == owner
+                    || u.external_ids.iter().any(|e| e == owner)
+                    || self.index.user_keys.get(&u.id).is_some_and(|keys| {
+                        keys.contains(owner)
+                            && self.index.api_keys.get(owner).is_some_and(|k| {
+                                k.kind == ApiKeyKind::User && k.is_usable(self.now)
+                            })
+                    })
+            }
+            Who::ProjectKey(k) => k.id == owner,
+        }
+    }
+
+    fn entry(&mut self, entry: &CompiledEntry, binding: Option<&CompiledBinding>) -> bool {
+        let scope_ok = match entry.scope {
+            Scope::All => true,
+            Scope::Team => self.target.space.is_some_and(|s| self.in_team(s)),
+            Scope::Own => self.target.owner.is_some_and(|o| self.owns(o)),
+        };
+        if !scope_ok {
+            return false;
+        }
+        if entry.condition.is_some() || binding.is_some_and(|b| b.condition.is_some()) {
+            self.unsupported = true;
+            return false;
+        }
+        true
+    }
+
+    fn role(&mut self, role: &CompiledRole, binding: Option<&CompiledBinding>) -> bool {
+        let permission = self.request.permission;
+        role.for_each_covering(permission, &mut |e| self.entry(e, binding))
+    }
+
+    fn bindings<'b>(&mut self, list: impl IntoIterator<Item = &'b Arc<CompiledBinding>>) -> bool {
+        for b in list {
+            if !b.binding.is_active(self.now) {
+                continue;
+            }
+            if let Some(role) = self.index.roles.get(&b.binding.role_id) {
+                if self.role(role, Some(b)) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The subject's bindings on each node of the resource's chain.
+    fn node_bindings(&mut self, nb: &NodeBindings) -> bool {
+        let t = &self.target;
+        let (org, space, project, is_resource, rtype, id) = (
+            t.organization,
+            t.space,
+            t.project,
+            t.is_resource,
+            t.resource_type,
+            t.id,
+        );
+        if self.bindings(&nb.platform) {
+            return true;
+        }
+        let Some(org) = org else { return false };
+        if is_resource {
+            let list = nb.resources.get(rtype).and_then(|ids| ids.get(id));
+            // A resource binding names its organization: only this organization's counts.
+            let here = list
+                .into_iter()
+                .flatten()
+                .filter(|b| matches!(&b.binding.node, Node::Resource(o, _, _) if o == org));
+            if self.bindings(here) {
+                return true;
+            }
+        }
+        if let Some(project) = project {
+            if self.bindings(nb.projects.get(project).into_iter().flatten()) {
+                return true;
+            }
+        }
+        if let Some(space) = space {
+            if self.bindings(nb.spaces.get(space).into_iter().flatten()) {
+                return true;
+            }
+        }
+        self.bindings(nb.organizations.get(org).into_iter().flatten())
+    }
+}
+
+/// Decides a check without allocating, or answers `None` when the reference evaluator must.
+pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
+    let now = request.now;
+    let who = match request.subject {
+        SubjectQuery::User(reference) => Who::User(index.find_user(reference)?),
+        SubjectQuery::ApiKey(id) => {
+            let key = index.api_keys.get(id).filter(|k| k.is_usable(now))?;
+            match key.kind {
+                ApiKeyKind::User => Who::User(index.users.get(&key.user_id)?),
+                ApiKeyKind::Project => Who::ProjectKey(key),
+            }
+        }
+    };
+    let target = TargetView::resolve(index, request.organization_id, request);
+    let mut fast = Fast {
+        index,
+        request,
+        who,
+        target,
+        now,
+        unsupported: false,
+    };
+
+    // The implicit base role of members.
+    if let (Who::User(user), Some(org), Some(base)) = (
+        &fast.who,
+        fast.target.organization,
+        index.base_role.as_ref(),
+    ) {
+        if index.is_member(org, &user.id) && fast.role(base, None) {
+            return Some(true);
+        }
+    }
+    match fast.who {
+        Who::User(user) => {
+            if let Some(nb) = index.user_node_bindings.get(&user.id) {
+                if fast.node_bindings(nb) {
+                    return Some(true);
+                }
+            }
+            for group in index.user_groups.get(&user.id).into_iter().flatten() {
+                if let Some(nb) = index.group_node_bindings.get(group) {
+                    if fast.node_bindings(nb) {
+                        return Some(true);
+                    }
+                }
+            }
+            for key_id in index.user_keys.get(&user.id).into_iter().flatten() {
+                let usable = index
+                    .api_keys
+                    .get(key_id)
+                    .is_some_and(|k| k.kind == ApiKeyKind::User && k.is_usable(now));
+                if let (true, Some(nb)) = (usable, index.key_node_bindings.get(key_id)) {
+                    if fast.node_bindings(nb) {
+                        return Some(true);
+                    }
+                }
+            }
+        }
+        Who::ProjectKey(key) => {
+            if let Some(nb) = index.key_node_bindings.get(&key.id) {
+                if fast.node_bindings(nb) {
+                    return Some(true);
+                }
+            }
+        }
+    }
+    if fast.unsupported {
+        return None;
+    }
+    // Resource grants: only when the subject may have some; the reference evaluator handles
+    // them (criteria and conditions included).
+    let org_has_grants = fast.target.organization.is_some_and(|o| {
+        index
+            .grants_by_organization
+            .get(o)
+            .is_some_and(|g| !g.is_empty())
+    });
+    let has_grants = org_has_grants
+        && match fast.who {
+            Who::User(user) => {
+                index
+                    .grants_by_subject
+                    .contains_key(&crate::model::SubjectRef::User(user.id.clone()))
+                    || index.user_groups.get(&user.id).is_some_and(|gs| {
+                        gs.iter().any(|g| {
+                            index
+                                .grants_by_subject
+                                .contains_key(&crate::model::SubjectRef::Group(g.clone()))
+                        })
+                    })
+            }
+            Who::ProjectKey(_) => false,
+        };
+    let asked_type = request.permission.resource_type();
+    if has_grants && (asked_type == fast.target.resource_type || asked_type == WILDCARD) {
+        return None;
+    }
+    Some(false)
+}

@@ -1,0 +1,99 @@
+//! The check path allocates nothing: a counting global allocator watches a stream of checks on
+//! the benchmark workload (allowed and denied, organization and project bindings).
+
+// Tests fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arbiter_core::catalog::Catalog;
+use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
+use arbiter_core::index::Index;
+use arbiter_core::model::Op;
+use arbiter_core::workload::{generate, ORG};
+use chrono::Utc;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn a_check_allocates_nothing() {
+    let workload = generate(500, 2_000, 7);
+    let mut index = Index::new(Arc::new(Catalog::builtin().unwrap()));
+    index.apply(
+        1,
+        &workload
+            .objects
+            .iter()
+            .cloned()
+            .map(|object| Op::Put { object })
+            .collect::<Vec<_>>(),
+    );
+    let queries: Vec<(SubjectQuery, ResourceQuery)> = workload
+        .checks
+        .iter()
+        .map(|c| {
+            (
+                SubjectQuery::User(c.user_id.clone()),
+                ResourceQuery {
+                    resource_type: "model".into(),
+                    id: c.model_id.clone(),
+                    properties: Default::default(),
+                },
+            )
+        })
+        .collect();
+    let now = Utc::now();
+    let mut allowed = 0;
+    COUNTING.store(true, Ordering::SeqCst);
+    for (c, (subject, resource)) in workload.checks.iter().zip(&queries) {
+        let decision = check(
+            &index,
+            &CheckRequest {
+                organization_id: Some(ORG),
+                subject,
+                subject_properties: None,
+                permission: &c.permission,
+                resource,
+                action_properties: None,
+                context: None,
+                now,
+                explain: false,
+            },
+        );
+        allowed += usize::from(decision.allowed);
+        assert_eq!(decision.allowed, c.expected);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    assert!(
+        allowed > 0 && allowed < workload.checks.len(),
+        "a mix of allowed and denied"
+    );
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst),
+        0,
+        "allocations on the check path"
+    );
+}

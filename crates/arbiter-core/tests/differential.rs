@@ -1,0 +1,369 @@
+//! Differential property test: on random organizations, the check path (`fast`) and the
+//! reference evaluator agree on every decision, before and after random writes.
+
+// Tests fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use arbiter_core::catalog::Catalog;
+use arbiter_core::engine::{check, reference_check, CheckRequest, ResourceQuery, SubjectQuery};
+use arbiter_core::index::Index;
+use arbiter_core::model::*;
+use arbiter_core::permission::Permission;
+use chrono::{Duration, Utc};
+use proptest::prelude::*;
+
+const PERMISSIONS: [&str; 8] = [
+    "model:read",
+    "model:write",
+    "model:*",
+    "dataset:read",
+    "*:read",
+    "job:cancel",
+    "*:*",
+    "dataset:delete",
+];
+const SCOPES: [Scope; 3] = [Scope::All, Scope::Team, Scope::Own];
+
+#[derive(Debug, Clone)]
+struct World {
+    /// (user, space) memberships.
+    space_members: Vec<(usize, usize)>,
+    group_members: Vec<(usize, usize)>,
+    /// (user, usable?) keys; project keys on a project.
+    user_keys: Vec<(usize, bool)>,
+    project_keys: Vec<usize>,
+    /// Roles: entries of (permission, scope).
+    roles: Vec<Vec<(usize, usize)>>,
+    /// Bindings: (role, subject kind 0 user 1 group 2 user key 3 project key, subject, node kind, node, expired?).
+    bindings: Vec<(usize, u8, usize, u8, usize, bool)>,
+    /// Resources: (type 0 model 1 dataset 2 job, id, project or none, owner kind 0 none 1 user id 2 email 3 key, owner).
+    resources: Vec<(usize, usize, Option<usize>, u8, usize)>,
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        proptest::collection::vec((0..4usize, 0..2usize), 0..5),
+        proptest::collection::vec((0..4usize, 0..2usize), 0..4),
+        proptest::collection::vec((0..4usize, any::<bool>()), 0..4),
+        proptest::collection::vec(0..4usize, 0..2),
+        proptest::collection::vec(
+            proptest::collection::vec((0..PERMISSIONS.len(), 0..3usize), 1..4),
+            1..4,
+        ),
+        proptest::collection::vec(
+            (
+                0..4usize,
+                0..4u8,
+                0..4usize,
+                0..5u8,
+                0..4usize,
+                proptest::bool::weighted(0.15),
+            ),
+            0..12,
+        ),
+        proptest::collection::vec(
+            (
+                0..3usize,
+                0..4usize,
+                proptest::option::of(0..4usize),
+                0..4u8,
+                0..4usize,
+            ),
+            0..10,
+        ),
+    )
+        .prop_map(
+            |(
+                space_members,
+                group_members,
+                user_keys,
+                project_keys,
+                roles,
+                bindings,
+                resources,
+            )| World {
+                space_members,
+                group_members,
+                user_keys,
+                project_keys,
+                roles,
+                bindings,
+                resources,
+            },
+        )
+}
+
+const TYPES: [&str; 3] = ["model", "dataset", "job"];
+
+fn build(w: &World) -> Index {
+    let now = Utc::now();
+    let catalog = Arc::new(Catalog::builtin().unwrap());
+    let mut objects = vec![Object::Organization(Organization {
+        id: "o".into(),
+        name: "o".into(),
+        created_at: now,
+        updated_at: now,
+    })];
+    for s in 0..2 {
+        objects.push(Object::Space(Space {
+            id: format!("s{s}"),
+            organization_id: "o".into(),
+            name: format!("s{s}"),
+            description: String::new(),
+            created_at: now,
+            updated_at: now,
+        }));
+    }
+    for p in 0..4 {
+        objects.push(Object::Project(Project {
+            id: format!("p{p}"),
+            organization_id: "o".into(),
+            space_id: format!("s{}", p % 2),
+            name: format!("p{p}"),
+            description: String::new(),
+            created_at: now,
+            updated_at: now,
+        }));
+    }
+    for u in 0..4 {
+        objects.push(Object::User(User {
+            id: format!("u{u}"),
+            email: format!("u{u}@x"),
+            name: None,
+            external_ids: vec![format!("ext{u}")],
+            properties: Default::default(),
+            created_at: now,
+            updated_at: now,
+        }));
+        if u != 3 {
+            objects.push(Object::Membership(Membership {
+                organization_id: "o".into(),
+                user_id: format!("u{u}"),
+                status: MembershipStatus::Active,
+                created_at: now,
+            }));
+        }
+    }
+    for g in 0..2 {
+        objects.push(Object::Group(Group {
+            id: format!("g{g}"),
+            organization_id: "o".into(),
+            kind: GroupKind::Group,
+            name: format!("g{g}"),
+            description: String::new(),
+            created_at: now,
+            updated_at: now,
+        }));
+    }
+    for (u, s) in &w.space_members {
+        objects.push(Object::SpaceMember(SpaceMember {
+            space_id: format!("s{s}"),
+            user_id: format!("u{u}"),
+            organization_id: "o".into(),
+            created_at: now,
+        }));
+    }
+    for (u, g) in &w.group_members {
+        objects.push(Object::GroupMember(GroupMember {
+            group_id: format!("g{g}"),
+            user_id: format!("u{u}"),
+            organization_id: "o".into(),
+            created_at: now,
+        }));
+    }
+    let key = |id: String, kind, user: usize, project: Option<usize>, usable: bool| {
+        Object::ApiKey(ApiKey {
+            id,
+            name: "k".into(),
+            kind,
+            user_id: format!("u{user}"),
+            project_id: project.map(|p| format!("p{p}")),
+            organization_id: Some("o".into()),
+            secret_hash: format!("h{}", rand_id()),
+            display_prefix: "arb_".into(),
+            expires_at: None,
+            revoked_at: (!usable).then_some(now),
+            created_at: now,
+            updated_at: now,
+        })
+    };
+    for (i, (u, usable)) in w.user_keys.iter().enumerate() {
+        objects.push(key(format!("k{i}"), ApiKeyKind::User, *u, None, *usable));
+    }
+    for (i, p) in w.project_keys.iter().enumerate() {
+        objects.push(key(
+            format!("pk{i}"),
+            ApiKeyKind::Project,
+            0,
+            Some(*p),
+            true,
+        ));
+    }
+    for (r, entries) in w.roles.iter().enumerate() {
+        let permissions = entries
+            .iter()
+            .map(|(p, s)| RoleEntry {
+                permission: Permission::parse(PERMISSIONS[*p]).unwrap(),
+                scope: SCOPES[*s],
+                condition: None,
+            })
+            .collect();
+        objects.push(Object::Role(Role {
+            id: format!("r{r}"),
+            organization_id: Some("o".into()),
+            name: format!("r{r}"),
+            description: String::new(),
+            kind: RoleKind::User,
+            permissions,
+            is_predefined: false,
+            created_at: now,
+            updated_at: now,
+        }));
+    }
+    for (i, (role, kind, subject, node_kind, node, expired)) in w.bindings.iter().enumerate() {
+        let subject = match kind {
+            0 => SubjectRef::User(format!("u{subject}")),
+            1 => SubjectRef::Group(format!("g{}", subject % 2)),
+            2 if !w.user_keys.is_empty() => {
+                SubjectRef::ApiKey(format!("k{}", subject % w.user_keys.len()))
+            }
+            3 if !w.project_keys.is_empty() => {
+                SubjectRef::ApiKey(format!("pk{}", subject % w.project_keys.len()))
+            }
+            _ => SubjectRef::User(format!("u{subject}")),
+        };
+        let node = match node_kind {
+            0 => Node::Platform,
+            1 => Node::Organization("o".into()),
+            2 => Node::Space(format!("s{}", node % 2)),
+            3 => Node::Project(format!("p{node}")),
+            _ => Node::Resource("o".into(), TYPES[node % 3].into(), format!("r{node}")),
+        };
+        objects.push(Object::RoleBinding(RoleBinding {
+            id: format!("b{i}"),
+            role_id: format!("r{}", role % w.roles.len()),
+            subject,
+            node,
+            organization_id: Some("o".into()),
+            condition: None,
+            expires_at: expired.then(|| now - Duration::hours(1)),
+            created_at: now,
+            updated_at: now,
+        }));
+    }
+    for (t, id, project, owner_kind, owner) in &w.resources {
+        let owner_id = match owner_kind {
+            1 => Some(format!("u{owner}")),
+            2 => Some(format!("u{owner}@x")),
+            3 => Some(format!("k{owner}")),
+            _ => None,
+        };
+        objects.push(Object::Resource(Resource {
+            organization_id: "o".into(),
+            resource_type: TYPES[*t].into(),
+            id: format!("r{id}"),
+            project_id: project.map(|p| format!("p{p}")),
+            owner_id,
+            properties: Default::default(),
+            created_at: now,
+            updated_at: now,
+        }));
+    }
+    let mut index = Index::new(catalog);
+    index.apply(
+        1,
+        &objects
+            .into_iter()
+            .map(|object| Op::Put { object })
+            .collect::<Vec<_>>(),
+    );
+    index
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn subjects(w: &World) -> Vec<SubjectQuery> {
+    let mut out: Vec<SubjectQuery> = (0..4)
+        .map(|u| SubjectQuery::User(format!("u{u}")))
+        .collect();
+    out.push(SubjectQuery::User("ext1".into()));
+    out.extend((0..w.user_keys.len()).map(|k| SubjectQuery::ApiKey(format!("k{k}"))));
+    out.extend((0..w.project_keys.len()).map(|k| SubjectQuery::ApiKey(format!("pk{k}"))));
+    out
+}
+
+fn resources() -> Vec<ResourceQuery> {
+    let mut out = Vec::new();
+    for t in TYPES {
+        for id in 0..5 {
+            out.push(ResourceQuery {
+                resource_type: t.into(),
+                id: format!("r{id}"),
+                properties: Default::default(),
+            });
+        }
+    }
+    out.push(ResourceQuery {
+        resource_type: "project".into(),
+        id: "p1".into(),
+        properties: Default::default(),
+    });
+    out.push(ResourceQuery {
+        resource_type: "space".into(),
+        id: "s0".into(),
+        properties: Default::default(),
+    });
+    out.push(ResourceQuery {
+        resource_type: "organization".into(),
+        id: "o".into(),
+        properties: Default::default(),
+    });
+    let mut owned = ResourceQuery {
+        resource_type: "model".into(),
+        id: "unregistered".into(),
+        properties: Default::default(),
+    };
+    owned
+        .properties
+        .insert("owner_id".into(), serde_json::json!("u1"));
+    out.push(owned);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn the_check_path_agrees_with_the_reference(w in world()) {
+        let index = build(&w);
+        let now = Utc::now();
+        for subject in subjects(&w) {
+            for resource in resources() {
+                for p in PERMISSIONS {
+                    let permission = Permission::parse(p).unwrap();
+                    for org in [Some("o"), None] {
+                        let request = |explain| CheckRequest {
+                            organization_id: org,
+                            subject: &subject,
+                            subject_properties: None,
+                            permission: &permission,
+                            resource: &resource,
+                            action_properties: None,
+                            context: None,
+                            now,
+                            explain,
+                        };
+                        let fast = check(&index, &request(false)).allowed;
+                        let reference = reference_check(&index, &request(false)).allowed;
+                        prop_assert_eq!(fast, reference, "{:?} {} {:?} in {:?}", subject, p, resource, org);
+                    }
+                }
+            }
+        }
+    }
+}
