@@ -4,7 +4,9 @@
 //! - [`permission`], [`irn`], [`catalog`], [`model`] and [`condition`] define what can be said;
 //! - [`index`] holds an immutable snapshot of every object at one revision;
 //! - [`engine`] answers checks from a snapshot;
-//! - [`bundle`] is the declarative format of `arbiter import`/`export` and the conformance suite.
+//! - [`bundle`] is the declarative format of `arbiter import`/`export` and the conformance suite;
+//! - [`requirement`] parses and evaluates expressions of permissions (`a:x & (b:y | c:z)`), and
+//!   [`gateway`] holds gateway mode's endpoint policy (validation, matching, route decisions).
 
 pub mod bundle;
 pub mod catalog;

@@ -542,4 +542,40 @@ mod tests {
         assert!(!e.holds(&|p| p.resource_type() == "b"));
         assert!(e.holds(&|p| p.resource_type() != "a"));
     }
+
+    /// A random expression over the leaves `a:x`, `b:x`, `c:x` and `d:x`, nested at will.
+    fn arbitrary_expr() -> impl proptest::strategy::Strategy<Value = Expr> {
+        use proptest::prelude::*;
+        let leaf = prop::sample::select(vec!["a:x", "b:x", "c:x", "d:x"]).prop_map(leaf);
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..4).prop_map(Expr::All),
+                prop::collection::vec(inner, 2..4).prop_map(Expr::Any),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Printing then parsing keeps the meaning (for every assignment of the leaves), and the
+        /// canonical form is a fixed point.
+        #[test]
+        fn printing_and_parsing_keep_the_meaning(e in arbitrary_expr()) {
+            let printed = e.to_string();
+            let parsed = parse(&printed);
+            proptest::prop_assert_eq!(parsed.to_string(), printed.clone());
+            for bits in 0u8..16 {
+                let held = |p: &Permission| {
+                    let i = match p.resource_type() { "a" => 0, "b" => 1, "c" => 2, _ => 3 };
+                    bits & (1 << i) != 0
+                };
+                proptest::prop_assert_eq!(parsed.holds(&held), e.holds(&held), "{} with {:04b}", printed, bits);
+            }
+        }
+
+        /// Any text is parsed or refused, never a panic.
+        #[test]
+        fn any_text_is_parsed_or_refused(text in "[a-c:x&|() ]{0,40}") {
+            let _ = Expr::parse(&text);
+        }
+    }
 }

@@ -56,15 +56,8 @@ pub enum ApiError {
     GatewayDisabled,
     #[error("`{method} {path}` is not a route of the gateway policy")]
     NotInGatewayPolicy { method: String, path: String },
-    #[error("the caller may not `{method} {path}`: the route `{route}` needs `{requirement}` on {resource}")]
-    GatewayForbidden {
-        method: String,
-        path: String,
-        route: String,
-        requirement: String,
-        resource: String,
-        leaves: Vec<arbiter_core::gateway::RouteLeaf>,
-    },
+    #[error("the caller may not `{} {}`: the route `{}` needs `{}` on {}", .0.method, .0.path, .0.route, .0.requirement, .0.resource)]
+    GatewayForbidden(Box<GatewayDenial>),
     /// Any refusal of a gateway request past authentication answers 403 (a proxy turns anything
     /// but 401 and 403 into a 500), with the code and message of the reason.
     #[error("{0}")]
@@ -79,6 +72,18 @@ pub enum ApiError {
     Store(#[source] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why the gateway refused a request it matched: the route, its requirement, the resource it was
+/// checked on, and each permission's decision.
+#[derive(Debug)]
+pub struct GatewayDenial {
+    pub method: String,
+    pub path: String,
+    pub route: String,
+    pub requirement: String,
+    pub resource: String,
+    pub leaves: Vec<arbiter_core::gateway::RouteLeaf>,
 }
 
 impl From<StoreError> for ApiError {
@@ -157,7 +162,7 @@ impl ApiError {
             ApiError::NotAUser => (StatusCode::BAD_REQUEST, "not_a_user"),
             ApiError::GatewayDisabled => (StatusCode::NOT_FOUND, "gateway_disabled"),
             ApiError::NotInGatewayPolicy { .. } => (StatusCode::FORBIDDEN, "route_not_in_policy"),
-            ApiError::GatewayForbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::GatewayForbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::GatewayRefused(inner) => (StatusCode::FORBIDDEN, inner.status_and_code().1),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
@@ -194,16 +199,9 @@ impl ApiError {
             ApiError::NotInGatewayPolicy { method, path } => {
                 json!({"method": method, "path": path})
             }
-            ApiError::GatewayForbidden {
-                method,
-                path,
-                route,
-                requirement,
-                resource,
-                leaves,
-            } => json!({
-                "method": method, "path": path, "route": route, "requirement": requirement,
-                "resource": resource, "leaves": leaves,
+            ApiError::GatewayForbidden(d) => json!({
+                "method": d.method, "path": d.path, "route": d.route,
+                "requirement": d.requirement, "resource": d.resource, "leaves": d.leaves,
             }),
             ApiError::GatewayRefused(inner) => inner.details(),
             ApiError::RateLimited { retry_after_secs } => {

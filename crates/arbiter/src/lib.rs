@@ -1,6 +1,9 @@
 //! The `arbiter` binary's library: configuration, bootstrap, serve, import/export and the
 //! offline check. `main` only parses arguments and calls into here.
 
+pub mod bench;
+pub mod config;
+
 use std::sync::Arc;
 
 use arbiter_core::bundle::{hash_secret, Bundle};
@@ -44,6 +47,16 @@ pub enum CliError {
         #[source]
         source: CoreError,
     },
+    #[error("invalid configuration")]
+    Config(#[from] config::ConfigError),
+    #[error("cannot set up TLS")]
+    Tls(#[from] arbiter_server::tls::TlsError),
+    #[error("the audit chain is broken at record {} (seq {seq}): {reason}", id.as_deref().unwrap_or("(none)"))]
+    AuditBroken {
+        seq: i64,
+        id: Option<String>,
+        reason: arbiter_store::ChainBreak,
+    },
 }
 
 impl From<arbiter_server::ApiError> for CliError {
@@ -61,6 +74,8 @@ pub struct ServeConfig {
     pub settings: Settings,
     /// The endpoint policy file of gateway mode, if any.
     pub gateway_policy: Option<String>,
+    /// Serve HTTPS: the PEM certificate chain and private key files.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Reads and validates a gateway policy file against the built-in catalog.
@@ -192,6 +207,21 @@ pub async fn serve(
         tracing::info!(path = %path, routes = policy.routes().len(), "gateway mode");
         settings.gateway = Some(Arc::new(policy));
     }
+    // So do a certificate that does not load and a decision log that cannot be written.
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(arbiter_server::tls::server_config(cert, key)?),
+        None => None,
+    };
+    if let Some(log) = &settings.decision_log {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log.path)
+            .map_err(|source| CliError::Io {
+                path: log.path.display().to_string(),
+                source,
+            })?;
+    }
     let (store, catalog) = open(&config.database_url).await?;
     let app = Application::build(&config.listen, store, catalog, settings)
         .await
@@ -207,11 +237,30 @@ pub async fn serve(
         source,
     })?;
     tracing::info!(%addr, database = %redact(&config.database_url), "arbiter listening");
-    println!("arbiter listening on http://{addr}");
-    app.run(shutdown).await.map_err(|source| CliError::Io {
-        path: config.listen,
-        source,
-    })
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("arbiter listening on {scheme}://{addr}");
+    app.serve(tls, shutdown)
+        .await
+        .map_err(|source| CliError::Io {
+            path: config.listen,
+            source,
+        })
+}
+
+/// Walks the audit chain of the store (see [`arbiter_store::verify_audit_chain`]): the number
+/// of records verified and the newest hash, or [`CliError::AuditBroken`] naming the first record
+/// that fails and why.
+pub async fn audit_verify(store: &dyn Store) -> Result<(u64, u64, String), CliError> {
+    match arbiter_store::verify_audit_chain(store).await? {
+        arbiter_store::ChainVerdict::Verified {
+            records,
+            unchained,
+            head,
+        } => Ok((records, unchained, head)),
+        arbiter_store::ChainVerdict::Broken { seq, id, reason } => {
+            Err(CliError::AuditBroken { seq, id, reason })
+        }
+    }
 }
 
 /// A database URL without its password, for logs.

@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use arbiter::{CliError, OfflineCheck, OfflineRouteCheck, ServeConfig};
+use arbiter::{CliError, OfflineCheck, OfflineRouteCheck};
 use arbiter_core::engine::SubjectQuery;
-use arbiter_server::Settings;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -18,37 +17,49 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the HTTP API (creating and migrating the store on first start).
+    ///
+    /// Each setting comes from the compiled-in default, then the --config file, then its
+    /// `ARBITER_*` variable, then its flag (see `arbiter serve --print-config`).
     Serve {
-        #[arg(long, env = "ARBITER_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: String,
-        #[arg(
-            long,
-            env = "ARBITER_DATABASE_URL",
-            default_value = "sqlite://arbiter.db"
-        )]
-        database_url: String,
-        /// Largest accepted request body, in bytes.
-        #[arg(long, env = "ARBITER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-        max_body_bytes: usize,
-        /// How long a check with `at_least_revision` may wait, in milliseconds.
-        #[arg(long, env = "ARBITER_REVISION_WAIT_MS", default_value_t = 5000)]
-        revision_wait_ms: u64,
-        /// `text` or `json` logs.
-        #[arg(long, env = "ARBITER_LOG_FORMAT", default_value = "text")]
-        log_format: String,
-        /// How often to poll the store for other replicas' changes, in milliseconds.
-        #[arg(long, env = "ARBITER_POLL_INTERVAL_MS", default_value_t = 500)]
-        poll_interval_ms: u64,
-        /// Listen for change notifications (PostgreSQL LISTEN/NOTIFY) besides polling.
-        #[arg(long, env = "ARBITER_NOTIFICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
-        notifications: bool,
-        /// How many change-log entries compaction keeps.
-        #[arg(long, env = "ARBITER_COMPACT_KEEP", default_value_t = 100_000)]
-        compact_keep: u64,
-        /// Gateway mode: the endpoint policy (YAML) that `/v1/gateway/*` enforces. A policy
-        /// with problems stops the start.
-        #[arg(long, env = "ARBITER_GATEWAY_POLICY")]
-        gateway_policy: Option<String>,
+        /// A configuration file (YAML); its keys are the flags' names with `_` for `-`.
+        #[arg(long, env = "ARBITER_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// Print the effective configuration (secrets hidden) and exit.
+        #[arg(long)]
+        print_config: bool,
+        #[command(flatten)]
+        options: arbiter::config::ServeOptions,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Load a running server over HTTP and report throughput and latency percentiles.
+    Bench {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The bearer key to call with.
+        #[arg(long, env = "ARBITER_BENCH_KEY")]
+        key: String,
+        #[arg(long)]
+        organization: Option<String>,
+        #[arg(long, value_enum, default_value = "check")]
+        target: arbiter::bench::Target,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// The user checked.
+        #[arg(long, default_value = "admin@localhost")]
+        subject: String,
+        #[arg(long, default_value = "model:read")]
+        permission: String,
+        #[arg(long, default_value = "model:m1")]
+        resource: String,
     },
     /// Create or upgrade the store's schema, then exit.
     Migrate {
@@ -116,6 +127,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the audit log's hash chain: exit 0 when every record verifies, 1 naming the first
+    /// record that does not and why.
+    Verify {
+        #[arg(
+            long,
+            env = "ARBITER_DATABASE_URL",
+            default_value = "sqlite://arbiter.db"
+        )]
+        database_url: String,
+    },
+}
+
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARBITER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -154,39 +179,56 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve {
-            listen,
-            database_url,
-            max_body_bytes,
-            revision_wait_ms,
-            log_format,
-            poll_interval_ms,
-            notifications,
-            compact_keep,
-            gateway_policy,
+            config,
+            print_config,
+            options,
         } => {
-            init_logs(log_format == "json");
-            let settings = Settings {
-                max_body_bytes,
-                revision_wait: Duration::from_millis(revision_wait_ms),
-                poll_interval: Duration::from_millis(poll_interval_ms.max(10)),
-                notifications,
-                compact_keep,
-                ..Settings::default()
+            let config = arbiter::config::Config::load(config.as_deref(), options)?;
+            if print_config {
+                print!("{}", config.printable());
+                return Ok(());
+            }
+            init_logs(config.log_format == arbiter::config::LogFormat::Json);
+            arbiter::serve(config.serve_config(), shutdown_signal()).await
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { database_url },
+        } => {
+            let (store, _) = arbiter::open(&database_url).await?;
+            let (records, unchained, head) = arbiter::audit_verify(store.as_ref()).await?;
+            if unchained > 0 {
+                println!("{unchained} records predate the chain and are not covered");
+            }
+            println!("{records} records verified; head {head}");
+            Ok(())
+        }
+        Command::Bench {
+            url,
+            key,
+            organization,
+            target,
+            concurrency,
+            duration,
+            batch_size,
+            subject,
+            permission,
+            resource,
+        } => {
+            let config = arbiter::bench::BenchConfig {
+                url,
+                key,
+                organization,
+                target,
+                concurrency,
+                duration: Duration::from_secs(duration.max(1)),
+                batch_size,
+                subject,
+                permission,
+                resource,
             };
-            let bootstrap_key = std::env::var("ARBITER_BOOTSTRAP_KEY")
-                .ok()
-                .filter(|k| !k.is_empty());
-            arbiter::serve(
-                ServeConfig {
-                    listen,
-                    database_url,
-                    bootstrap_key,
-                    settings,
-                    gateway_policy,
-                },
-                shutdown_signal(),
-            )
-            .await
+            let report = arbiter::bench::run(config).await?;
+            println!("{}", report.render());
+            Ok(())
         }
         Command::Migrate { database_url } => {
             let (store, _) = arbiter::open(&database_url).await?;
@@ -284,6 +326,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Usage(message)) => {
             eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Config(e)) => {
+            let mut message = e.to_string();
+            if let Some(source) = std::error::Error::source(&e) {
+                message.push_str(&format!(": {source}"));
+            }
+            eprintln!("error: invalid configuration: {message}");
             ExitCode::from(2)
         }
         Err(e) => {

@@ -199,21 +199,22 @@ fn evaluate(
         properties: resource.properties.clone(),
     };
     let started = std::time::Instant::now();
-    let decision = engine::check(
-        index,
-        &CheckRequest {
-            organization_id: Some(ctx.org_id()),
-            subject: &subject_query,
-            subject_properties: Some(&subject.properties),
-            permission: &permission,
-            resource: &resource_query,
-            action_properties: Some(&action.properties),
-            context,
-            now: Utc::now(),
-            // A deny answers the reason's one sentence; an allow stops at the first grant anyway.
-            explain: true,
-        },
-    );
+    let request = |explain| CheckRequest {
+        organization_id: Some(ctx.org_id()),
+        subject: &subject_query,
+        subject_properties: Some(&subject.properties),
+        permission: &permission,
+        resource: &resource_query,
+        action_properties: Some(&action.properties),
+        context,
+        now: Utc::now(),
+        explain,
+    };
+    // The check path first; only a deny is decided again, with its reason's one sentence.
+    let mut decision = engine::check(index, &request(false));
+    if !decision.allowed {
+        decision = engine::check(index, &request(true));
+    }
     state.decided(
         ctx,
         crate::decision_log::Decided {

@@ -26,7 +26,7 @@ use axum::Json;
 use chrono::Utc;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, GatewayDenial};
 use crate::extract::{organization_of, Caller, ORGANIZATION_HEADER};
 use crate::state::AppState;
 
@@ -183,14 +183,14 @@ async fn decide(
             );
             state.usage.count(&organization, decision.allowed);
             if !decision.allowed {
-                return Err(ApiError::GatewayForbidden {
+                return Err(ApiError::GatewayForbidden(Box::new(GatewayDenial {
                     method: method.to_owned(),
                     path: shown_path(uri),
                     route: decision.route,
                     requirement: decision.requirement,
                     resource: decision.resource.to_string(),
                     leaves: decision.leaves,
-                });
+                })));
             }
             (Some(organization), decision.leaves)
         }

@@ -15,6 +15,7 @@ mod grants;
 mod helpers;
 mod isolation;
 mod keys;
+mod operability;
 mod replicas;
 mod roles_bindings;
 mod scopes;
