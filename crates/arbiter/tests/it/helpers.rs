@@ -20,6 +20,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// What the first start printed on standard output.
     pub stdout_lines: Vec<String>,
+    /// The PostgreSQL database the server runs on, dropped after the server stops.
+    pub pg: Option<PgDatabase>,
 }
 
 /// The answer of a call: status, headers and JSON body (`Value::Null` when empty).
@@ -104,8 +106,16 @@ fn start_with(
 }
 
 /// Starts a server on a new SQLite file.
+/// Starts a server on a new SQLite file; on a new PostgreSQL database instead when
+/// `ARBITER_TEST_STORE=postgres` (the `.ci/run` second pass plays the behavioural suite so).
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
+    if std::env::var("ARBITER_TEST_STORE").is_ok_and(|s| s == "postgres") {
+        let db = postgres_database().await.expect("ARBITER_TEST_STORE=postgres needs ARBITER_TEST_POSTGRES_URL");
+        let mut app = spawn_app_on(db.url.clone(), dir, &[]).await;
+        app.pg = Some(db);
+        return app;
+    }
     let url = format!("sqlite://{}", dir.path().join("arbiter.db").display());
     spawn_app_on(url, dir, &[]).await
 }
@@ -124,6 +134,7 @@ pub async fn spawn_app_on(
         child: Some(child),
         client: reqwest::Client::new(),
         stdout_lines,
+        pg: None,
     }
 }
 
@@ -344,6 +355,7 @@ pub async fn spawn_app_without_bootstrap_key() -> TestApp {
         child: Some(child),
         client: reqwest::Client::new(),
         stdout_lines,
+        pg: None,
     }
 }
 
