@@ -80,13 +80,18 @@ fn split(text: &str) -> Result<(&str, &str, &str), CoreError> {
             "the type must be lowercase letters, digits, `_` or `-`",
         ));
     }
+    id_problem(id).map_or(Ok((service, resource_type, id)), |reason| Err(bad(reason)))
+}
+
+/// What is wrong with an IRN's id part, if anything.
+fn id_problem(id: &str) -> Option<&'static str> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
-        return Err(bad("the id must hold 1 to 512 characters"));
+        Some("the id must hold 1 to 512 characters")
+    } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("the id must not hold whitespace or control characters")
+    } else {
+        None
     }
-    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("the id must not hold whitespace or control characters"));
-    }
-    Ok((service, resource_type, id))
 }
 
 fn valid_name(part: &str) -> bool {
@@ -184,11 +189,8 @@ impl IrnPattern {
                 ));
             }
         }
-        if id.is_empty() || id.len() > MAX_ID_LEN {
-            return Err(bad("the id must hold 1 to 512 characters"));
-        }
-        if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("the id must not hold whitespace or control characters"));
+        if let Some(reason) = id_problem(id) {
+            return Err(bad(reason));
         }
         Ok(Self {
             text: text.to_owned(),

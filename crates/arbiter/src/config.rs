@@ -300,7 +300,7 @@ impl Config {
                 return Err(invalid(
                     "bootstrap_key",
                     format!(
-                        "must hold at least {} characters",
+                        "(ARBITER_BOOTSTRAP_KEY) must hold at least {} characters",
                         arbiter_server::keys::MIN_BOOTSTRAP_KEY_LEN
                     ),
                 ));

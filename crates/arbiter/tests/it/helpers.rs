@@ -111,7 +111,9 @@ fn start_with(
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     if std::env::var("ARBITER_TEST_STORE").is_ok_and(|s| s == "postgres") {
-        let db = postgres_database().await.expect("ARBITER_TEST_STORE=postgres needs ARBITER_TEST_POSTGRES_URL");
+        let db = postgres_database()
+            .await
+            .expect("ARBITER_TEST_STORE=postgres needs ARBITER_TEST_POSTGRES_URL");
         let mut app = spawn_app_on(db.url.clone(), dir, &[]).await;
         app.pg = Some(db);
         return app;
