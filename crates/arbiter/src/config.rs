@@ -41,7 +41,7 @@ pub struct ServeOptions {
     #[arg(long, env = "ARBITER_LISTEN")]
     pub listen: Option<String>,
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`.
-    #[arg(long, env = "ARBITER_DATABASE_URL")]
+    #[arg(long, env = "ARBITER_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Largest accepted request body, in bytes (larger: 413).
     #[arg(long, env = "ARBITER_MAX_BODY_BYTES")]
@@ -74,10 +74,10 @@ pub struct ServeOptions {
     #[arg(long, env = "ARBITER_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
     /// A PEM certificate chain: serve HTTPS (with --tls-key).
-    #[arg(long, env = "ARBITER_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "ARBITER_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
-    #[arg(long, env = "ARBITER_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "ARBITER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// Write a sample of decisions to this file, as JSON lines.
     #[arg(long, env = "ARBITER_DECISION_LOG")]

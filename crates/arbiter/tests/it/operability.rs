@@ -268,7 +268,10 @@ async fn every_kind_of_write_is_audited_and_a_failed_one_is_not() {
 async fn the_hash_chain_verifies_and_audit_verify_names_an_edited_record() {
     use sqlx::{Connection, Row};
 
-    let app = spawn_app().await;
+    // SQLite's own: the test edits the database file by hand.
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("arbiter.db").display());
+    let app = spawn_app_on(url, dir, &[]).await;
     let org = app.create_org("Acme").await;
     for n in 0..4 {
         app.create_user(&org, &format!("u{n}@acme.test")).await;
