@@ -268,7 +268,10 @@ pub fn resolve_target(
                     }
                     "api_key" => {
                         if let Some(key) = index.api_keys.get(&query.id) {
-                            target.owner = Some(key.user_id.clone());
+                            // A user key is its user's; a project key belongs to its project.
+                            if key.kind == ApiKeyKind::User {
+                                target.owner = Some(key.user_id.clone());
+                            }
                             project_id = key.project_id.clone();
                         }
                     }
@@ -560,6 +563,15 @@ pub fn decide(
             continue;
         };
         for binding in bindings {
+            // Another organization's binding can never apply here, and must not be shown.
+            if binding
+                .binding
+                .organization_id
+                .as_deref()
+                .is_some_and(|o| Some(o) != target.organization_id.as_deref())
+            {
+                continue;
+            }
             let Some(role) = eval.index.roles.get(&binding.binding.role_id) else {
                 continue;
             };

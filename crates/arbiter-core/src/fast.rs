@@ -82,7 +82,10 @@ impl<'a> TargetView<'a> {
                     view.owner = Some(&query.id);
                 } else if resource_type == "api_key" {
                     if let Some(key) = index.api_keys.get(&query.id) {
-                        view.owner = Some(&key.user_id);
+                        // A user key is its user's; a project key belongs to its project.
+                        if key.kind == ApiKeyKind::User {
+                            view.owner = Some(&key.user_id);
+                        }
                         project_id = key.project_id.as_deref();
                     }
                 }
@@ -171,6 +174,14 @@ impl<'a> Fast<'a> {
     fn bindings<'b>(&mut self, list: impl IntoIterator<Item = &'b Arc<CompiledBinding>>) -> bool {
         for b in list {
             if !b.binding.is_active(self.now) {
+                continue;
+            }
+            // Another organization's binding never applies here (as in the reference).
+            if b.binding
+                .organization_id
+                .as_deref()
+                .is_some_and(|o| Some(o) != self.target.organization)
+            {
                 continue;
             }
             if let Some(role) = self.index.roles.get(&b.binding.role_id) {

@@ -190,14 +190,32 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        // `X-Arbiter-Min-Revision` asks for everything, authentication included, to be decided
-        // on an index at least that fresh.
-        let index = match min_revision(&parts.headers)? {
-            Some(wanted) => state.wait_for(wanted).await?,
-            None => state.index(),
-        };
+        // `X-Arbiter-Min-Revision` asks for everything to be decided on an index at least that
+        // fresh. A caller unknown to the current index waits only for a revision the store has
+        // committed (a key created on another replica), so a keyless caller cannot hold a
+        // request open; every refusal stays the same 401.
         let secret = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        let key = authenticate(&index, secret).ok_or(ApiError::Unauthenticated)?;
+        let wanted = min_revision(&parts.headers)?;
+        let mut index = state.index();
+        let key = match (authenticate(&index, secret), wanted) {
+            (Some(key), None) => key,
+            (Some(_), Some(wanted)) => {
+                index = state.wait_for(wanted).await?;
+                authenticate(&index, secret).ok_or(ApiError::Unauthenticated)?
+            }
+            (None, Some(wanted)) if wanted > index.revision && keys::plausible(secret) => {
+                let head = state.store.head().await.map_err(ApiError::from)?;
+                if wanted > head {
+                    return Err(ApiError::Unauthenticated);
+                }
+                index = state
+                    .wait_for(wanted)
+                    .await
+                    .map_err(|_| ApiError::Unauthenticated)?;
+                authenticate(&index, secret).ok_or(ApiError::Unauthenticated)?
+            }
+            (None, _) => return Err(ApiError::Unauthenticated),
+        };
         state.key_used(&key.id);
         let user = match key.kind {
             ApiKeyKind::User => index.users.get(&key.user_id).cloned(),

@@ -34,8 +34,29 @@ pub fn key_json(key: &ApiKey, last_used_at: Option<DateTime<Utc>>) -> Value {
     })
 }
 
+/// A user's own user keys, or the calling key itself. A project key belongs to its project, not
+/// to whoever created it.
 fn own(caller: &Caller, key: &ApiKey) -> bool {
-    caller.user.as_ref().is_some_and(|u| u.id == key.user_id) || caller.key.id == key.id
+    (key.kind == ApiKeyKind::User && caller.user.as_ref().is_some_and(|u| u.id == key.user_id))
+        || caller.key.id == key.id
+}
+
+/// True when a user, or one of its keys, holds a binding on the platform: only platform
+/// administrators may obtain or revoke such a user's keys.
+fn platform_bound(index: &Index, user_id: &str) -> bool {
+    let bound = |subject: &arbiter_core::model::SubjectRef| {
+        index
+            .bindings_by_subject
+            .get(subject)
+            .is_some_and(|list| list.iter().any(|b| b.binding.organization_id.is_none()))
+    };
+    bound(&arbiter_core::model::SubjectRef::User(user_id.to_owned()))
+        || index
+            .user_keys
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .any(|k| bound(&arbiter_core::model::SubjectRef::ApiKey(k.clone())))
 }
 
 fn in_org(index: &Index, org: &str, key: &ApiKey) -> bool {
@@ -91,6 +112,12 @@ fn visible_key(
         return Err(not_found());
     }
     ctx.require(permission, "api_key", id)?;
+    if platform_bound(&caller.index, &key.user_id) && !caller.holds_on_platform(permission) {
+        return Err(ApiError::Forbidden {
+            permission: permission.to_owned(),
+            resource: "a key of a platform-bound user".to_owned(),
+        });
+    }
     Ok((key, Some(ctx)))
 }
 
@@ -101,6 +128,12 @@ fn require_in_every_organization_of(caller: &Caller, user_id: &str) -> Result<()
     const WRITE: &str = "api_key:write";
     if caller.holds_on_platform(WRITE) {
         return Ok(());
+    }
+    if platform_bound(&caller.index, user_id) {
+        return Err(ApiError::Forbidden {
+            permission: WRITE.to_owned(),
+            resource: "the platform".to_owned(),
+        });
     }
     let permission = Permission::parse(WRITE)?;
     let everywhere = caller

@@ -279,6 +279,15 @@ pub async fn evaluations(
     let body = body_object(&body)?;
     let items = match body.get("evaluations") {
         None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() > crate::routes::check::MAX_BATCH => {
+            return Err(ApiError::field(
+                "evaluations",
+                format!(
+                    "must hold at most {} items",
+                    crate::routes::check::MAX_BATCH
+                ),
+            ))
+        }
         Some(Value::Array(items)) => items.clone(),
         Some(_) => return Err(ApiError::field("evaluations", "must be an array")),
     };

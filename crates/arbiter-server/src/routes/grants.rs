@@ -26,6 +26,9 @@ use crate::error::ApiError;
 use crate::extract::{organization_of, resource, Caller, Ctx, JsonBody, Path, Query};
 use crate::state::{AppState, Prepared};
 
+/// The most grants one `PUT` may hold: each is validated under the write lock.
+pub const MAX_GRANTS_PER_REQUEST: usize = 1000;
+
 /// The wire name of an action.
 fn wire_action(action: &str) -> String {
     action.to_ascii_uppercase()
@@ -368,6 +371,12 @@ pub async fn put(
         return Err(ApiError::field(
             "body",
             "must be a non-empty array of grants",
+        ));
+    }
+    if items.len() > MAX_GRANTS_PER_REQUEST {
+        return Err(ApiError::field(
+            "body",
+            format!("must hold at most {MAX_GRANTS_PER_REQUEST} grants"),
         ));
     }
     let ((successes, failures), revision) = state

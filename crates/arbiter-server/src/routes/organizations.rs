@@ -166,7 +166,7 @@ pub struct UserRef {
 
 /// True when the caller may read the user: on the platform, or in one of the user's
 /// organizations.
-fn user_visible(caller: &Caller, user_id: &str) -> bool {
+pub fn user_visible(caller: &Caller, user_id: &str) -> bool {
     let Ok(read) = Permission::parse("user:read") else {
         return false;
     };

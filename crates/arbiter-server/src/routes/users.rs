@@ -105,7 +105,7 @@ pub async fn create(
     let email = valid_email(&body.email)?;
     valid_external_ids(&body.external_ids)?;
     let (user, revision) = state
-        .write(|_| {
+        .write(|index| {
             let now = Utc::now();
             let user = User {
                 id: new_id("usr"),
@@ -122,6 +122,7 @@ pub async fn create(
                 status: MembershipStatus::Active,
                 created_at: now,
             };
+            no_identity_theft(index, &user)?;
             Ok(Prepared {
                 ops: vec![
                     Op::Put {
@@ -184,6 +185,33 @@ fn patched(user: &User, body: &PatchUser) -> Result<User, ApiError> {
     Ok(next)
 }
 
+/// An external id that is another user's id or email would let its holder own that user's
+/// resources (OWN scope matches any of a subject's identities): refused.
+fn no_identity_theft(index: &arbiter_core::index::Index, user: &User) -> Result<(), ApiError> {
+    for e in &user.external_ids {
+        if index.find_user(e).is_some_and(|other| other.id != user.id) {
+            return Err(ApiError::Conflict {
+                code: "already_exists",
+                message: format!("external id `{e}` names another user"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Self-service changes only a user's name: its email, external ids and properties decide what
+/// it owns and which conditions it meets, so they are an administrator's to change.
+fn self_service_only_name(body: &PatchUser) -> Result<(), ApiError> {
+    if body.email.is_some() || body.external_ids.is_some() || body.properties.is_some() {
+        return Err(ApiError::Forbidden {
+            permission: "user:write".to_owned(),
+            resource: "one's own email, external ids or properties (an administrator changes them)"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
 async fn patch_user(
     state: &AppState,
     ctx: &Ctx,
@@ -197,6 +225,7 @@ async fn patch_user(
                 id: id.to_owned(),
             })?;
             let next = patched(user, body)?;
+            no_identity_theft(index, &next)?;
             Ok(Prepared {
                 ops: vec![Op::Put {
                     object: Object::User(next.clone()),
@@ -218,6 +247,10 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let user = member(&ctx, ctx.index(), &id)?;
     ctx.require("user:write", "user", &user.id)?;
+    let is_self = ctx.caller.user.as_ref().is_some_and(|me| me.id == user.id);
+    if is_self && ctx.require_in_org("user:write").is_err() {
+        self_service_only_name(&body)?;
+    }
     // A user shared with other organizations is theirs too: its email, external ids and
     // properties (which ownership and conditions rely on there) change only with `user:write`
     // in each of them.
@@ -249,6 +282,17 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
             id: pair_key(org, user_id),
         },
     }];
+    // The user's resource grants in the organization go with its membership.
+    for g in index.grants_by_organization.get(org).into_iter().flatten() {
+        if g.grant.subject == arbiter_core::model::GrantSubject::User(user_id.to_owned()) {
+            ops.push(Op::Delete {
+                key: ObjectKey {
+                    kind: ObjectKind::ResourceGrant,
+                    id: g.grant.id.clone(),
+                },
+            });
+        }
+    }
     for space in index.user_spaces.get(user_id).into_iter().flatten() {
         if index
             .spaces
@@ -378,6 +422,9 @@ pub async fn patch_me(
     JsonBody(body): JsonBody<PatchUser>,
 ) -> Result<Response, ApiError> {
     let user = caller.require_user()?.clone();
+    if !caller.holds_on_platform("user:write") {
+        self_service_only_name(&body)?;
+    }
     let org = organization_of(&caller, None).ok();
     let org = org.and_then(|o| caller.index.organizations.get(&o).cloned());
     let ctx = Ctx {
@@ -486,6 +533,12 @@ pub async fn invite(
             let mut invited = Vec::new();
             for email in &emails {
                 let user = match index.find_user(email) {
+                    // An account of another organization is not the inviter's to link: only a
+                    // caller who may already read it (in one of its organizations, or on the
+                    // platform) may invite it.
+                    Some(u) if u.email.eq_ignore_ascii_case(email) && !index.is_member(ctx.org_id(), &u.id) && !super::organizations::user_visible(&ctx.caller, &u.id) => {
+                        return Err(ApiError::Conflict { code: "already_exists", message: format!("`{email}` belongs to an existing account; ask an administrator of one of its organizations to add it") });
+                    }
                     Some(u) if u.email.eq_ignore_ascii_case(email) => (**u).clone(),
                     _ => {
                         let u = User { id: new_id("usr"), email: email.clone(), name: None, external_ids: Vec::new(), properties: Properties::new(), created_at: now, updated_at: now };

@@ -17,6 +17,7 @@ mod isolation;
 mod keys;
 mod operability;
 mod replicas;
+mod review_fixes;
 mod roles_bindings;
 mod scopes;
 mod smoke;
