@@ -20,7 +20,7 @@ use crate::extract::{Ctx, JsonBody};
 use crate::state::AppState;
 
 /// The header that asks for a decision at least as fresh as a revision.
-pub const MIN_REVISION_HEADER: &str = "x-arbiter-min-revision";
+pub use crate::extract::MIN_REVISION_HEADER;
 
 /// A subject, resource or action as sent.
 struct Entity {
@@ -131,23 +131,13 @@ fn is_caller(ctx: &Ctx, subject: &SubjectQuery) -> bool {
     }
 }
 
-/// The index a request is answered from: fresh enough for `X-Arbiter-Min-Revision` or a
-/// `context.at_least_revision`.
+/// The index a request is answered from: fresh enough for a `context.at_least_revision`
+/// (`X-Arbiter-Min-Revision` was waited for already, by the caller's extractor).
 async fn index_for(
     state: &AppState,
     ctx: &Ctx,
-    headers: &HeaderMap,
     context: Option<&Value>,
 ) -> Result<Arc<Index>, ApiError> {
-    let from_header = headers
-        .get(MIN_REVISION_HEADER)
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| ApiError::field(MIN_REVISION_HEADER, "must be a revision number"))
-        })
-        .transpose()?;
     let from_context = context
         .and_then(|c| c.get("at_least_revision"))
         .map(|v| match v {
@@ -165,7 +155,7 @@ async fn index_for(
         Some(Some(r)) => Some(r),
         None => None,
     };
-    match from_header.max(from_context) {
+    match from_context {
         Some(wanted) if wanted > ctx.caller.index.revision => state.wait_for(wanted).await,
         _ => Ok(ctx.caller.index.clone()),
     }
@@ -244,7 +234,6 @@ fn body_object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
 pub async fn evaluation(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
-    headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_object(&body)?;
@@ -252,7 +241,7 @@ pub async fn evaluation(
     let action = entity(object(body, "action")?, "action", false)?;
     let resource = entity(object(body, "resource")?, "resource", true)?;
     let context = context_of(body)?;
-    let index = index_for(&state, &ctx, &headers, context.as_ref()).await?;
+    let index = index_for(&state, &ctx, context.as_ref()).await?;
     let answer = evaluate(
         &state,
         &ctx,
@@ -273,7 +262,6 @@ pub async fn evaluation(
 pub async fn evaluations(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
-    headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_object(&body)?;
@@ -310,7 +298,7 @@ pub async fn evaluations(
         }
     };
     let default_context = context_of(body)?;
-    let index = index_for(&state, &ctx, &headers, default_context.as_ref()).await?;
+    let index = index_for(&state, &ctx, default_context.as_ref()).await?;
     if items.is_empty() {
         let subject = entity(object(body, "subject")?, "subject", true)?;
         let action = entity(object(body, "action")?, "action", false)?;
