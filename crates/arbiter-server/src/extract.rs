@@ -30,14 +30,6 @@ pub const ORGANIZATION_HEADER: &str = "x-organization-id";
 /// JSON, invalid UTF-8, nesting too deep, wrong types or missing fields; 413 past the limit.
 pub struct JsonBody<T>(pub T);
 
-fn depth(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
-}
-
 /// The deepest nesting of arrays and objects in a JSON text, found without parsing it, so that a
 /// body nested past serde_json's own recursion limit still answers `too_deep`.
 fn raw_depth(bytes: &[u8]) -> usize {
@@ -74,12 +66,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result
     if raw_depth(bytes) > max_depth {
         return Err(ApiError::TooDeep(max_depth));
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    if depth(&value) > max_depth {
-        return Err(ApiError::TooDeep(max_depth));
-    }
-    serde_json::from_value(value).map_err(|e| ApiError::InvalidBody(e.to_string()))
+    // One pass straight into the target type; only on failure is the body read again, to tell
+    // malformed JSON from JSON of the wrong shape.
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::InvalidBody(e.to_string()),
+                Err(syntax) => ApiError::MalformedJson(syntax.to_string()),
+            }
+        }
+        _ => ApiError::MalformedJson(e.to_string()),
+    })
 }
 
 impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
