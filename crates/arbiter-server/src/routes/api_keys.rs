@@ -436,6 +436,22 @@ pub async fn rotate(
     if key.kind == ApiKeyKind::User && !own(&caller, &key) {
         require_in_every_organization_of(&caller, &key.user_id)?;
     }
+    // A new secret carries every role bound to the key: whoever rotates it must hold them.
+    if !own(&caller, &key) {
+        if let Some(ctx) = &ctx {
+            for b in caller
+                .index
+                .bindings_by_subject
+                .get(&SubjectRef::ApiKey(key.id.clone()))
+                .into_iter()
+                .flatten()
+            {
+                if let Some(role) = caller.index.roles.get(&b.binding.role_id) {
+                    super::bindings::require_holds_role(ctx, role, &b.binding.node)?;
+                }
+            }
+        }
+    }
     let secret = keys::generate();
     let (key, revision) = state
         .write(|index| {

@@ -173,6 +173,26 @@ fn holds_on_pattern(ctx: &Ctx, index: &Index, pattern: &IrnPattern, action: &str
         })
 }
 
+/// [`holds_on_pattern`] for a stored grant's IRN (`*` means every action of its type).
+pub fn holds_on_pattern_of(ctx: &Ctx, irn: &str, action: &str) -> bool {
+    let Ok(pattern) = IrnPattern::parse(irn) else {
+        return false;
+    };
+    if action == "*" {
+        let actions = match pattern.resource_type() {
+            Segment::Exact(t) => ctx
+                .index()
+                .type_actions(ctx.org_id(), t)
+                .unwrap_or_default(),
+            _ => return ctx.caller.holds_on_platform("*:*"),
+        };
+        return actions
+            .iter()
+            .all(|a| holds_on_pattern(ctx, ctx.index(), &pattern, a));
+    }
+    holds_on_pattern(ctx, ctx.index(), &pattern, action)
+}
+
 /// Validates one item and builds its grant.
 fn prepare_item(
     caller: &Caller,

@@ -230,6 +230,41 @@ async fn delete(
     Ok(written(StatusCode::NO_CONTENT, revision, ()))
 }
 
+/// Joining a group gives its roles and grants: whoever adds a member must hold every permission
+/// of every role bound to the group, where it is bound, and every action of its grants.
+fn require_holds_what_the_group_holds(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
+    let index = ctx.index();
+    for b in index
+        .bindings_by_subject
+        .get(&SubjectRef::Group(id.to_owned()))
+        .into_iter()
+        .flatten()
+    {
+        if let Some(role) = index.roles.get(&b.binding.role_id) {
+            super::bindings::require_holds_role(ctx, role, &b.binding.node)?;
+        }
+    }
+    for g in index
+        .grants_by_organization
+        .get(ctx.org_id())
+        .into_iter()
+        .flatten()
+    {
+        if g.grant.subject != arbiter_core::model::GrantSubject::Group(id.to_owned()) {
+            continue;
+        }
+        for action in &g.grant.actions {
+            if !super::grants::holds_on_pattern_of(ctx, &g.grant.irn, action) {
+                return Err(ApiError::Forbidden {
+                    permission: action.to_uppercase(),
+                    resource: g.grant.irn.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn add_member(
     state: Arc<AppState>,
     ctx: Ctx,
@@ -239,6 +274,7 @@ async fn add_member(
 ) -> Result<Response, ApiError> {
     find(&ctx, ctx.index(), kind, &id)?;
     ctx.require_in_org("group:write")?;
+    require_holds_what_the_group_holds(&ctx, &id)?;
     let (member, revision) = state
         .write(|index| {
             find(&ctx, index, kind, &id)?;

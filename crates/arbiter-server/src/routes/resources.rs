@@ -83,7 +83,19 @@ pub async fn put(
         .index()
         .resource(ctx.org_id(), &resource_type, &id)
         .is_some();
-    if registered || body.project_id.is_none() {
+    // An unregistered id that access already hangs on (a binding on it) is not free to capture:
+    // registering it into a project needs `resource:write` where it lies now.
+    let node = arbiter_core::model::Node::Resource(
+        ctx.org_id().to_owned(),
+        resource_type.clone(),
+        id.clone(),
+    );
+    let in_use = ctx
+        .index()
+        .bindings_by_node
+        .get(&node)
+        .is_some_and(|b| !b.is_empty());
+    if registered || in_use || body.project_id.is_none() {
         ctx.require("resource:write", &resource_type, &id)?;
     }
     if let Some(project) = &body.project_id {

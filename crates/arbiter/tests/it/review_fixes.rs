@@ -206,3 +206,164 @@ async fn a_removed_member_loses_its_resource_grants() {
         .await;
     assert_eq!(listed.body["_total"], 0, "{}", listed.text);
 }
+
+#[tokio::test]
+async fn adding_a_member_to_a_group_needs_what_the_group_holds() {
+    let app = spawn_app().await;
+    let (org, olga, _) = acme_admin(&app).await;
+    let manager_role = app
+        .custom_role(&org, "group-manager", json!(["group:read", "group:write"]))
+        .await;
+    let (gus, gus_key) = app.member_with_key(&org, "gus@acme.test").await;
+    app.bind(&org, &manager_role, &gus, "ORGANIZATION", Some(&org))
+        .await;
+    let admins = id_of(
+        &app.post(
+            "/v1/groups",
+            ADMIN_KEY,
+            Some(&org),
+            json!({"name": "admins"}),
+        )
+        .await,
+    );
+    let bound = app.post("/v1/role-bindings", ADMIN_KEY, Some(&org), json!({"role_id": predefined("org_admin"), "group_id": admins, "resource_type": "ORGANIZATION", "resource_id": org})).await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.text);
+    let join = app
+        .put(
+            &format!("/v1/groups/{admins}/members/{gus}"),
+            &gus_key,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_error(&join, StatusCode::FORBIDDEN, "forbidden");
+    assert!(
+        !app.allowed(&org, &gus, "organization:delete", "organization", &org)
+            .await
+    );
+    // A plain group is his to manage.
+    let plain = id_of(
+        &app.post(
+            "/v1/groups",
+            ADMIN_KEY,
+            Some(&org),
+            json!({"name": "readers"}),
+        )
+        .await,
+    );
+    assert_eq!(
+        app.put(
+            &format!("/v1/groups/{plain}/members/{olga}"),
+            &gus_key,
+            None,
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn rotating_a_project_key_needs_what_the_key_holds() {
+    let app = spawn_app().await;
+    let (org, _, olga_key) = acme_admin(&app).await;
+    let space = app.create_space(&org, "Research").await;
+    let project = app.create_project(&org, &space, "Vision").await;
+    let pk = app
+        .post(
+            "/v1/api-keys",
+            &olga_key,
+            None,
+            json!({"name": "ci", "kind": "project", "project_id": project}),
+        )
+        .await;
+    assert_eq!(pk.status, StatusCode::CREATED, "{}", pk.text);
+    let keeper = app
+        .custom_role(&org, "key-keeper", json!(["api_key:read", "api_key:write"]))
+        .await;
+    let (kim, kim_key) = app.member_with_key(&org, "kim@acme.test").await;
+    app.bind(&org, &keeper, &kim, "ORGANIZATION", Some(&org))
+        .await;
+    let rotate = app
+        .post(
+            &format!("/v1/api-keys/{}/rotate", id_of(&pk)),
+            &kim_key,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_error(&rotate, StatusCode::FORBIDDEN, "forbidden");
+    // Its creator cannot rotate it as "its own" either, once the key is the project's.
+    let (_, other_key) = app.member_with_key(&org, "other@acme.test").await;
+    let by_other = app
+        .post(
+            &format!("/v1/api-keys/{}/rotate", id_of(&pk)),
+            &other_key,
+            None,
+            json!({}),
+        )
+        .await;
+    assert!(
+        by_other.status == StatusCode::FORBIDDEN || by_other.status == StatusCode::NOT_FOUND,
+        "{}",
+        by_other.text
+    );
+    let by_admin = app
+        .post(
+            &format!("/v1/api-keys/{}/rotate", id_of(&pk)),
+            &olga_key,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(by_admin.status, StatusCode::OK, "{}", by_admin.text);
+}
+
+#[tokio::test]
+async fn a_resource_access_hangs_on_cannot_be_captured_by_registering_it() {
+    let app = spawn_app().await;
+    let (org, _, _) = acme_admin(&app).await;
+    let space = app.create_space(&org, "Research").await;
+    let project = app.create_project(&org, &space, "Vision").await;
+    let (tess, tess_key) = app.member_with_key(&org, "tess@acme.test").await;
+    app.bind(
+        &org,
+        &predefined("team_admin"),
+        &tess,
+        "SPACE",
+        Some(&space),
+    )
+    .await;
+    let joined = app
+        .put(
+            &format!("/v1/spaces/{space}/members/{tess}"),
+            ADMIN_KEY,
+            Some(&org),
+            json!({}),
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::OK);
+    let dana = app.create_user(&org, "dana@acme.test").await;
+    let reader = app.custom_role(&org, "reader", json!(["model:read"])).await;
+    let on_model = app.post("/v1/role-bindings", ADMIN_KEY, Some(&org), json!({"role_id": reader, "user_id": dana, "resource_type": "RESOURCE", "resource_id": "model:prod-model"})).await;
+    assert_eq!(on_model.status, StatusCode::CREATED, "{}", on_model.text);
+    let capture = app
+        .put(
+            "/v1/resources/model/prod-model",
+            &tess_key,
+            None,
+            json!({"project_id": project, "owner_id": tess}),
+        )
+        .await;
+    assert_error(&capture, StatusCode::FORBIDDEN, "forbidden");
+    let fresh = app
+        .put(
+            "/v1/resources/model/new-model",
+            &tess_key,
+            None,
+            json!({"project_id": project}),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.text);
+}
