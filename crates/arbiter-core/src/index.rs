@@ -465,11 +465,12 @@ impl Index {
             }
             Object::DeclaredType(d) => {
                 let declaration = Arc::new(d);
-                self.declarations.insert(
-                    pair_key(&declaration.organization_id, &declaration.name),
-                    declaration,
+                let (org, name) = (
+                    declaration.organization_id.clone(),
+                    declaration.name.clone(),
                 );
-                self.rebuild_declared_types();
+                self.declarations.insert(pair_key(&org, &name), declaration);
+                self.refresh_declared_type(&org, &name);
             }
         }
     }
@@ -584,8 +585,8 @@ impl Index {
                 }
             }
             ObjectKind::DeclaredType => {
-                if self.declarations.remove(id).is_some() {
-                    self.rebuild_declared_types();
+                if let Some(d) = self.declarations.remove(id) {
+                    self.refresh_declared_type(&d.organization_id, &d.name);
                 }
             }
         }
@@ -602,33 +603,41 @@ impl Index {
         }
     }
 
-    /// Recomputes each organization's view of its declared types: a declaration of a built-in
-    /// type adds actions to it and keeps its service.
-    fn rebuild_declared_types(&mut self) {
-        let mut types: HashMap<Id, BTreeMap<String, ResourceType>> = HashMap::default();
-        for d in self.declarations.values() {
-            let service = self
-                .catalog
-                .resource_type(&d.name)
-                .map_or_else(|| d.service.clone(), |t| t.service.clone());
-            let entry = types
-                .entry(d.organization_id.clone())
-                .or_default()
-                .entry(d.name.clone())
-                .or_insert_with(|| ResourceType {
-                    name: d.name.clone(),
-                    service,
-                    description: d.description.clone(),
-                    actions: Default::default(),
-                    organization_id: Some(d.organization_id.clone()),
-                });
-            entry.actions.extend(d.actions.iter().cloned());
+    /// Updates one organization's view of one declared type: a declaration of a built-in type
+    /// adds actions to it and keeps its service. There is one declaration per (organization,
+    /// name), so the view is that declaration.
+    fn refresh_declared_type(&mut self, organization_id: &str, name: &str) {
+        let declaration = self
+            .declarations
+            .get(&pair_key(organization_id, name))
+            .cloned();
+        let types = self
+            .declared_types
+            .entry_or_default(organization_id.to_owned());
+        match declaration {
+            Some(d) => {
+                let service = self
+                    .catalog
+                    .resource_type(&d.name)
+                    .map_or_else(|| d.service.clone(), |t| t.service.clone());
+                types.insert(
+                    d.name.clone(),
+                    ResourceType {
+                        name: d.name.clone(),
+                        service,
+                        description: d.description.clone(),
+                        actions: d.actions.iter().cloned().collect(),
+                        organization_id: Some(d.organization_id.clone()),
+                    },
+                );
+            }
+            None => {
+                types.remove(name);
+            }
         }
-        let mut declared = CowMap::default();
-        for (org, t) in types {
-            declared.insert(org, t);
+        if types.is_empty() {
+            self.declared_types.remove(organization_id);
         }
-        self.declared_types = declared;
     }
 
     /// The types an organization declared or extended.

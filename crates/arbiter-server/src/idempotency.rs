@@ -57,9 +57,25 @@ pub async fn idempotent(
     let Some(caller) = bearer(&parts).and_then(|secret| authenticate(&index, secret)) else {
         return ApiError::Unauthenticated.into_response();
     };
+    // The request a key stands for: method, path, organization and body, so that reusing a key
+    // for a different request is refused instead of replaying the first answer.
+    let Ok(bytes) = to_bytes(body, state.settings.max_body_bytes).await else {
+        return ApiError::PayloadTooLarge(state.settings.max_body_bytes).into_response();
+    };
+    let organization = parts
+        .headers
+        .get(crate::extract::ORGANIZATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let digest = arbiter_core::bundle::hash_secret(&String::from_utf8_lossy(&bytes));
+    let body = Body::from(bytes);
     let claim = IdempotencyClaim {
         scope: format!("{}:{key}", caller.id),
-        request: format!("{} {}", parts.method, parts.uri.path()),
+        request: format!(
+            "{} {} {organization} {digest}",
+            parts.method,
+            parts.uri.path()
+        ),
     };
     match state.store.idempotency(&claim.scope).await {
         Err(e) => return ApiError::from(e).into_response(),

@@ -162,14 +162,18 @@ fn holds_on_pattern(ctx: &Ctx, index: &Index, pattern: &IrnPattern, action: &str
         .iter()
         .filter_map(|r| index.grants_by_subject.get(r).map(|_| r))
         .any(|r| {
-            index.grants.values().any(|g| {
-                &g.grant.subject.as_subject_ref() == r
-                    && g.grant.organization_id == org
-                    && g.grant.condition.is_none()
-                    && g.grant.criteria.is_empty()
-                    && g.gives(action)
-                    && g.pattern.as_ref().is_some_and(|p| p.covers(pattern))
-            })
+            index
+                .grants_by_organization
+                .get(org)
+                .into_iter()
+                .flatten()
+                .any(|g| {
+                    &g.grant.subject.as_subject_ref() == r
+                        && g.grant.condition.is_none()
+                        && g.grant.criteria.is_empty()
+                        && g.gives(action)
+                        && g.pattern.as_ref().is_some_and(|p| p.covers(pattern))
+                })
         })
 }
 
@@ -358,11 +362,11 @@ fn prepare_item(
     existing.push(key);
     let now = Utc::now();
     let previous = index
-        .grants
-        .values()
-        .find(|g| {
-            g.grant.organization_id == org_id && g.grant.irn == irn && g.grant.subject == subject
-        })
+        .grants_by_organization
+        .get(&org_id)
+        .into_iter()
+        .flatten()
+        .find(|g| g.grant.irn == irn && g.grant.subject == subject)
         .map(|g| g.grant.clone());
     let grant = ResourceGrant {
         id: previous

@@ -367,3 +367,31 @@ async fn a_resource_access_hangs_on_cannot_be_captured_by_registering_it() {
         .await;
     assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.text);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_stands_for_one_request_body() {
+    let app = spawn_app().await;
+    let org = app.create_org("Acme").await;
+    let send = |name: &'static str| {
+        let org = org.clone();
+        let app = &app;
+        async move {
+            app.call_with_headers(
+                reqwest::Method::POST,
+                "/v1/spaces",
+                Some(ADMIN_KEY),
+                &[("X-Organization-Id", &org), ("Idempotency-Key", "k-1")],
+                Some(&json!({"name": name})),
+            )
+            .await
+        }
+    };
+    assert_eq!(send("Research").await.status, StatusCode::CREATED);
+    let other = send("Ops").await;
+    assert_error(
+        &other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    );
+    assert_eq!(app.total("/v1/spaces", ADMIN_KEY, Some(&org)).await, 1);
+}
