@@ -89,6 +89,10 @@ pub struct ServeOptions {
     /// problems stops the start.
     #[arg(long, env = "ARBITER_GATEWAY_POLICY")]
     pub gateway_policy: Option<String>,
+    /// Export traces (every request's span) over OTLP/HTTP to this URL, e.g.
+    /// `http://collector:4318/v1/traces`. Off when unset.
+    #[arg(long, env = "ARBITER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// The platform administrator's key on first start (file only; `ARBITER_BOOTSTRAP_KEY`
     /// overrides it). Never printed.
     #[arg(skip)]
@@ -126,6 +130,7 @@ impl ServeOptions {
             decision_log,
             decision_log_sample,
             gateway_policy,
+            otlp_endpoint,
             bootstrap_key,
         )
     }
@@ -151,6 +156,7 @@ pub struct Config {
     pub decision_log: Option<PathBuf>,
     pub decision_log_sample: f64,
     pub gateway_policy: Option<String>,
+    pub otlp_endpoint: Option<String>,
     #[serde(skip)]
     pub bootstrap_key: Option<String>,
 }
@@ -176,6 +182,7 @@ impl Default for Config {
             decision_log: None,
             decision_log_sample: 1.0,
             gateway_policy: None,
+            otlp_endpoint: None,
             bootstrap_key: None,
         }
     }
@@ -256,6 +263,7 @@ impl Config {
             decision_log: o.decision_log.or(self.decision_log),
             decision_log_sample: o.decision_log_sample.unwrap_or(self.decision_log_sample),
             gateway_policy: o.gateway_policy.or(self.gateway_policy),
+            otlp_endpoint: o.otlp_endpoint.or(self.otlp_endpoint),
             bootstrap_key: o.bootstrap_key.or(self.bootstrap_key),
         }
     }

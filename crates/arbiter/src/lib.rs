@@ -452,3 +452,56 @@ pub async fn check_route(
     value["revision"] = serde_json::Value::String(decision.revision.to_string());
     Ok(value)
 }
+
+/// Logs to standard error (text or JSON, filtered by `ARBITER_LOG`, `info` by default) and, with
+/// an OTLP endpoint, every request's span exported over OTLP/HTTP (protobuf) in batches. Answers
+/// the tracer provider, which the caller shuts down (flushing what is pending) at exit.
+pub fn init_telemetry(
+    json: bool,
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>, CliError> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARBITER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // `ARBITER_LOG` filters what is logged; traces keep every `info` span whatever the logs show.
+    let fmt = if json {
+        fmt.json().with_filter(filter).boxed()
+    } else {
+        fmt.with_filter(filter).boxed()
+    };
+    let provider = match otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(endpoint)
+                .build()
+                .map_err(|e| {
+                    CliError::Usage(format!("cannot export traces to `{endpoint}`: {e}"))
+                })?;
+            Some(
+                opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name("arbiter")
+                            .build(),
+                    )
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("arbiter"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    Ok(provider)
+}

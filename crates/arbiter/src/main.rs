@@ -141,19 +141,6 @@ enum AuditCommand {
     },
 }
 
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ARBITER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -188,8 +175,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 print!("{}", config.printable());
                 return Ok(());
             }
-            init_logs(config.log_format == arbiter::config::LogFormat::Json);
-            arbiter::serve(config.serve_config(), shutdown_signal()).await
+            let traces = arbiter::init_telemetry(
+                config.log_format == arbiter::config::LogFormat::Json,
+                config.otlp_endpoint.as_deref(),
+            )?;
+            let served = arbiter::serve(config.serve_config(), shutdown_signal()).await;
+            if let Some(provider) = traces {
+                // Flushes the spans still in the batch; blocking, so off the runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+            }
+            served
         }
         Command::Audit {
             command: AuditCommand::Verify { database_url },

@@ -21,3 +21,4 @@ mod review_fixes;
 mod roles_bindings;
 mod scopes;
 mod smoke;
+mod telemetry;
