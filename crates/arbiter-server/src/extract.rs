@@ -426,6 +426,26 @@ impl Ctx {
         )
     }
 
+    /// True when a check's subject is the caller itself (which needs no `check:execute`).
+    pub fn is_caller(&self, subject: &SubjectQuery) -> bool {
+        match (subject, &self.caller.user) {
+            (SubjectQuery::User(r), Some(me)) => {
+                self.index().find_user(r).is_some_and(|u| u.id == me.id)
+            }
+            (SubjectQuery::ApiKey(k), _) => *k == self.caller.key.id,
+            _ => false,
+        }
+    }
+
+    /// 403 unless the caller holds `check:execute`: in the organization, or for a project key
+    /// (whose `project_key` role is bound on its project) in its project.
+    pub fn require_check_execute(&self) -> Result<(), ApiError> {
+        match (&self.caller.user, self.caller.key.project_id.as_deref()) {
+            (None, Some(project)) => self.require("check:execute", "project", project),
+            _ => self.require_in_org("check:execute"),
+        }
+    }
+
     /// The organization's id.
     pub fn org_id(&self) -> &str {
         &self.org.id

@@ -93,6 +93,41 @@ fn context_of(body: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
     }
 }
 
+impl Entity {
+    /// The resource as the engine takes it.
+    fn resource_query(&self) -> ResourceQuery {
+        ResourceQuery {
+            resource_type: self.kind.clone(),
+            id: self.id.clone().unwrap_or_default(),
+            properties: self.properties.clone(),
+        }
+    }
+}
+
+/// The subject a request asks about; asking about another than the caller needs
+/// `check:execute`.
+fn asked_subject(ctx: &Ctx, subject: &Entity) -> Result<SubjectQuery, ApiError> {
+    let query = subject_query(subject);
+    if !ctx.is_caller(&query) {
+        ctx.require_check_execute()?;
+    }
+    Ok(query)
+}
+
+/// The permission an action on a type asks for, when the organization's catalog has it.
+fn known_permission(
+    ctx: &Ctx,
+    index: &Index,
+    resource_type: &str,
+    action: &str,
+) -> Result<Permission, String> {
+    let permission = permission_of(resource_type, action)?;
+    index
+        .validate_permission(Some(ctx.org_id()), &permission)
+        .map_err(|e| e.to_string())?;
+    Ok(permission)
+}
+
 fn subject_query(subject: &Entity) -> SubjectQuery {
     let id = subject.id.clone().unwrap_or_default();
     if subject.kind == "api_key" {
@@ -110,25 +145,6 @@ fn permission_of(resource_type: &str, action: &str) -> Result<Permission, String
         format!("{resource_type}:{action}")
     };
     Permission::parse(&text).map_err(|e| e.to_string())
-}
-
-/// 403 unless the caller holds `check:execute`: in the organization, or for a project key (whose
-/// `project_key` role is bound on its project) in its project, as `POST /v1/check` asks.
-fn require_check_execute(ctx: &Ctx) -> Result<(), ApiError> {
-    match (&ctx.caller.user, ctx.caller.key.project_id.as_deref()) {
-        (None, Some(project)) => ctx.require("check:execute", "project", project),
-        _ => ctx.require_in_org("check:execute"),
-    }
-}
-
-fn is_caller(ctx: &Ctx, subject: &SubjectQuery) -> bool {
-    match (subject, &ctx.caller.user) {
-        (SubjectQuery::User(r), Some(me)) => {
-            ctx.index().find_user(r).is_some_and(|u| u.id == me.id)
-        }
-        (SubjectQuery::ApiKey(k), _) => *k == ctx.caller.key.id,
-        _ => false,
-    }
 }
 
 /// The index a request is answered from: fresh enough for a `context.at_least_revision`
@@ -171,23 +187,13 @@ fn evaluate(
     resource: &Entity,
     context: Option<&Value>,
 ) -> Result<Value, ApiError> {
-    let subject_query = subject_query(subject);
-    if !is_caller(ctx, &subject_query) {
-        require_check_execute(ctx)?;
-    }
+    let subject_query = asked_subject(ctx, subject)?;
     let denied = |reason: String| json!({"decision": false, "context": {"reason": reason, "revision": index.revision.to_string()}});
-    let permission = match permission_of(&resource.kind, &action.kind) {
+    let permission = match known_permission(ctx, index, &resource.kind, &action.kind) {
         Ok(p) => p,
         Err(e) => return Ok(denied(e)),
     };
-    if let Err(e) = index.validate_permission(Some(ctx.org_id()), &permission) {
-        return Ok(denied(e.to_string()));
-    }
-    let resource_query = ResourceQuery {
-        resource_type: resource.kind.clone(),
-        id: resource.id.clone().unwrap_or_default(),
-        properties: resource.properties.clone(),
-    };
+    let resource_query = resource.resource_query();
     let started = std::time::Instant::now();
     let request = |explain| CheckRequest {
         organization_id: Some(ctx.org_id()),
@@ -450,27 +456,16 @@ pub async fn search_subject(
     let resource = entity(object(body, "resource")?, "resource", true)?;
     let context = context_of(body)?;
     let (offset, limit) = page_of(body)?;
-    require_check_execute(&ctx)?;
+    ctx.require_check_execute()?;
     let index = ctx.index();
     // An action the type does not have is given to nobody, as an evaluation answers.
-    let Some(permission) = permission_of(&resource.kind, &action.kind)
-        .ok()
-        .filter(|p| {
-            ctx.index()
-                .validate_permission(Some(ctx.org_id()), p)
-                .is_ok()
-        })
-    else {
+    let Ok(permission) = known_permission(&ctx, ctx.index(), &resource.kind, &action.kind) else {
         return Ok(paged(Vec::new(), offset, limit));
     };
     if subject.kind == "api_key" {
         return Ok(paged(Vec::new(), offset, limit));
     }
-    let query = ResourceQuery {
-        resource_type: resource.kind.clone(),
-        id: resource.id.clone().unwrap_or_default(),
-        properties: resource.properties.clone(),
-    };
+    let query = resource.resource_query();
     let users = search_subjects(
         index,
         &search_context(&ctx, context.as_ref()),
@@ -499,19 +494,9 @@ pub async fn search_resource(
     let resource = entity(object(body, "resource")?, "resource", false)?;
     let context = context_of(body)?;
     let (offset, limit) = page_of(body)?;
-    let subject_query = subject_query(&subject);
-    if !is_caller(&ctx, &subject_query) {
-        require_check_execute(&ctx)?;
-    }
+    let subject_query = asked_subject(&ctx, &subject)?;
     // An action the type does not have is given to nobody, as an evaluation answers.
-    let Some(permission) = permission_of(&resource.kind, &action.kind)
-        .ok()
-        .filter(|p| {
-            ctx.index()
-                .validate_permission(Some(ctx.org_id()), p)
-                .is_ok()
-        })
-    else {
+    let Ok(permission) = known_permission(&ctx, ctx.index(), &resource.kind, &action.kind) else {
         return Ok(paged(Vec::new(), offset, limit));
     };
     let ids = search_resources(
@@ -538,15 +523,8 @@ pub async fn search_action(
     let resource = entity(object(body, "resource")?, "resource", true)?;
     let context = context_of(body)?;
     let (offset, limit) = page_of(body)?;
-    let subject_query = subject_query(&subject);
-    if !is_caller(&ctx, &subject_query) {
-        require_check_execute(&ctx)?;
-    }
-    let query = ResourceQuery {
-        resource_type: resource.kind.clone(),
-        id: resource.id.clone().unwrap_or_default(),
-        properties: resource.properties.clone(),
-    };
+    let subject_query = asked_subject(&ctx, &subject)?;
+    let query = resource.resource_query();
     let actions = search_actions(
         ctx.index(),
         &search_context(&ctx, context.as_ref()),

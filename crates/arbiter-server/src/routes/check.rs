@@ -219,25 +219,6 @@ fn parse(ctx: &Ctx, index: &Index, body: CheckBody) -> Result<Parsed, ApiError> 
     })
 }
 
-fn is_caller(ctx: &Ctx, subject: &SubjectQuery) -> bool {
-    match (subject, &ctx.caller.user) {
-        (SubjectQuery::User(r), Some(me)) => {
-            ctx.index().find_user(r).is_some_and(|u| u.id == me.id)
-        }
-        (SubjectQuery::ApiKey(k), _) => *k == ctx.caller.key.id,
-        _ => false,
-    }
-}
-
-/// 403 unless the caller holds `check:execute`: in the organization, or for a project key (whose
-/// `project_key` role is bound on its project) in its project.
-fn require_check_execute(ctx: &Ctx) -> Result<(), ApiError> {
-    match (&ctx.caller.user, ctx.caller.key.project_id.as_deref()) {
-        (None, Some(project)) => ctx.require("check:execute", "project", project),
-        _ => ctx.require_in_org("check:execute"),
-    }
-}
-
 fn decide(ctx: &Ctx, index: &Index, p: &Parsed) -> CheckAnswer {
     let expr = match &p.asked {
         Asked::Permission(permission) => return decide_one(ctx, index, p, permission).into(),
@@ -344,8 +325,8 @@ pub async fn check(
         .transpose()?;
     let ctx = Ctx::resolve(fresher(&state, caller, wanted).await?, &headers)?;
     let parsed = parse(&ctx, ctx.index(), body)?;
-    if !is_caller(&ctx, &parsed.subject) {
-        require_check_execute(&ctx)?;
+    if !ctx.is_caller(&parsed.subject) {
+        ctx.require_check_execute()?;
     }
     let started = std::time::Instant::now();
     let answer = decide(&ctx, ctx.index(), &parsed);
@@ -387,12 +368,8 @@ pub async fn batch(
                 .and_then(|b| parse(&ctx, ctx.index(), b))
         })
         .collect();
-    if parsed
-        .iter()
-        .flatten()
-        .any(|p| !is_caller(&ctx, &p.subject))
-    {
-        require_check_execute(&ctx)?;
+    if parsed.iter().flatten().any(|p| !ctx.is_caller(&p.subject)) {
+        ctx.require_check_execute()?;
     }
     let index = ctx.caller.index.clone();
     let results: Vec<Value> = parsed
