@@ -250,14 +250,19 @@ async fn a_replica_killed_while_another_writes_catches_up_on_restart() {
     };
     let a = replica(&db, &[]).await;
     let mut b = replica(&db, &[]).await;
-    let (org, user, _) = grant_on(&a).await;
+    let (org, user, granted) = grant_on(&a).await;
     // A write acknowledged by b, then b killed at once: nothing is lost.
+    // b writes once it has seen a's writes (the organization is a's).
     let space = b
-        .post(
+        .call_with_headers(
+            Method::POST,
             "/v1/spaces",
-            ADMIN_KEY,
-            Some(&org),
-            json!({"name": "from-b"}),
+            Some(ADMIN_KEY),
+            &[
+                ("X-Organization-Id", &org),
+                ("X-Arbiter-Min-Revision", &granted.to_string()),
+            ],
+            Some(&json!({"name": "from-b"})),
         )
         .await;
     assert_eq!(space.status, StatusCode::CREATED, "{}", space.text);
