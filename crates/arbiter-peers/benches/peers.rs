@@ -1,0 +1,250 @@
+//! Arbiter beside `cedar-policy` and `casbin` on the same workload (`arbiter_core::workload`),
+//! single thread, in process. For each size it loads the same organization into the three
+//! engines (see `arbiter_peers` for how each is modelled), asserts that all three reach the
+//! expected decision on every check of the stream, and only then times them, one check at a
+//! time: median, p99, checks per second, and the heap each engine holds for the data (a
+//! counting allocator). It prints one Markdown table row per engine and size.
+//!
+//! `ARBITER_BENCH_SIZES=1000,10000,100000` chooses the sizes (default 1000 and 10000).
+//! `ARBITER_BENCH_PEER_CHECKS` sets how many checks each peer is timed on (default 20,000).
+
+// Benchmarks fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use arbiter_core::workload::{generate, Workload};
+use arbiter_peers::{ArbiterPeer, CasbinPeer, CedarPeer};
+
+/// Counts live heap bytes, to measure what each engine holds.
+struct Measuring;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Measuring {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Measuring = Measuring;
+
+fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Loads an engine, returning it with the heap bytes it holds and the time loading took.
+fn load<T>(load: impl FnOnce() -> T) -> (T, isize, Duration) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let engine = load();
+    (
+        engine,
+        LIVE.load(Ordering::Relaxed) - before,
+        started.elapsed(),
+    )
+}
+
+struct Timing {
+    median: Duration,
+    p99: Duration,
+    per_second: f64,
+}
+
+/// What reading the clock twice costs, to take off each sample.
+fn clock_overhead() -> Duration {
+    let mut samples: Vec<Duration> = (0..100_000)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(());
+            t.elapsed()
+        })
+        .collect();
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+/// Times `decide` on `count` checks of the stream: one at a time for the median and p99 (less
+/// the clock's own cost), and in one run without the clock for checks per second.
+fn time(count: usize, stream: usize, overhead: Duration, decide: impl Fn(usize) -> bool) -> Timing {
+    let mut samples = Vec::with_capacity(count);
+    // Warm up caches and branch predictors on the first pass over the stream.
+    for i in 0..stream.min(count) {
+        black_box(decide(i));
+    }
+    for n in 0..count {
+        let t = Instant::now();
+        black_box(decide(n % stream));
+        samples.push(t.elapsed().saturating_sub(overhead));
+    }
+    let started = Instant::now();
+    for n in 0..count {
+        black_box(decide(n % stream));
+    }
+    let total = started.elapsed();
+    samples.sort_unstable();
+    Timing {
+        median: samples[samples.len() / 2],
+        p99: samples[(samples.len() * 99 / 100).min(samples.len() - 1)],
+        per_second: count as f64 / total.as_secs_f64(),
+    }
+}
+
+fn row(
+    engine: &str,
+    users: usize,
+    workload: &Workload,
+    timing: &Timing,
+    bytes: Option<isize>,
+    load: Duration,
+) {
+    let memory = bytes.map_or("–".to_owned(), |b| {
+        (b / workload.bindings.max(1) as isize).to_string()
+    });
+    let load = if load.is_zero() {
+        "–".to_owned()
+    } else {
+        format!("{load:.1?}")
+    };
+    println!(
+        "| {engine} | {users} | {} | {:.2?} | {:.2?} | {:.0} | {memory} | {load} |",
+        workload.bindings, timing.median, timing.p99, timing.per_second,
+    );
+}
+
+fn main() {
+    let peer_checks = env_list("ARBITER_BENCH_PEER_CHECKS", &[20_000])[0];
+    let overhead = clock_overhead();
+    eprintln!("reading the clock twice takes {overhead:?}; each sample is reported without it");
+    println!(
+        "| engine | users | bindings | median | p99 | checks/s | heap bytes per binding | load |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for users in env_list("ARBITER_BENCH_SIZES", &[1_000, 10_000]) {
+        let workload = generate(users, 10_000, 42);
+        let stream = workload.checks.len();
+
+        let (arbiter, arbiter_bytes, arbiter_load) = load(|| ArbiterPeer::load(&workload).unwrap());
+        let (cedar, cedar_bytes, cedar_load) = load(|| CedarPeer::load(&workload).unwrap());
+        let (casbin, casbin_bytes, casbin_load) = load(|| CasbinPeer::load(&workload).unwrap());
+        let arbiter_requests = ArbiterPeer::requests(&workload);
+        let cedar_requests = CedarPeer::requests(&workload).unwrap();
+        let casbin_requests = CasbinPeer::requests(&workload);
+        let arbiter_check = |i: usize| arbiter.check(&arbiter_requests[i]);
+        let cedar_check = |i: usize| cedar.check(&cedar_requests[i]);
+        let casbin_check = |i: usize| casbin.check(&casbin_requests[i]);
+
+        // The raw baselines: the same checks answered from precomputed maps.
+        let string_keys: Vec<(String, String)> = workload
+            .checks
+            .iter()
+            .map(|c| {
+                (
+                    format!("{}/p{}", c.user_id, c.project),
+                    c.permission.to_string(),
+                )
+            })
+            .collect();
+        let by_strings = |i: usize| {
+            let (key, permission) = &string_keys[i];
+            workload
+                .baseline_strings
+                .get(key)
+                .is_some_and(|s| s.contains(permission))
+        };
+        let by_integers = |i: usize| {
+            let c = &workload.checks[i];
+            workload
+                .baseline
+                .get(&(c.user as u32, c.project as u32))
+                .is_some_and(|s| s.contains(&c.permission))
+        };
+
+        // Nothing is timed until every engine gives the expected answer to every check.
+        for (i, c) in workload.checks.iter().enumerate() {
+            assert_eq!(arbiter_check(i), c.expected, "arbiter, check {i}");
+            assert_eq!(cedar_check(i), c.expected, "cedar-policy, check {i}");
+            assert_eq!(casbin_check(i), c.expected, "casbin, check {i}");
+            assert_eq!(by_strings(i), c.expected, "string baseline, check {i}");
+            assert_eq!(by_integers(i), c.expected, "integer baseline, check {i}");
+        }
+
+        let arbiter_timing = time(1_000_000, stream, overhead, arbiter_check);
+        let strings_timing = time(1_000_000, stream, overhead, by_strings);
+        let integers_timing = time(1_000_000, stream, overhead, by_integers);
+        let cedar_timing = time(peer_checks, stream, overhead, cedar_check);
+        let casbin_timing = time(peer_checks, stream, overhead, casbin_check);
+        let w = &workload;
+        row(
+            "arbiter",
+            users,
+            w,
+            &arbiter_timing,
+            Some(arbiter_bytes),
+            arbiter_load,
+        );
+        row(
+            "cedar-policy",
+            users,
+            w,
+            &cedar_timing,
+            Some(cedar_bytes),
+            cedar_load,
+        );
+        row(
+            "casbin",
+            users,
+            w,
+            &casbin_timing,
+            Some(casbin_bytes),
+            casbin_load,
+        );
+        row(
+            "baseline, string ids",
+            users,
+            w,
+            &strings_timing,
+            None,
+            Duration::ZERO,
+        );
+        row(
+            "baseline, integer ids",
+            users,
+            w,
+            &integers_timing,
+            None,
+            Duration::ZERO,
+        );
+        let ratio = |t: &Timing| t.median.as_secs_f64() / arbiter_timing.median.as_secs_f64();
+        eprintln!(
+            "{users} users: arbiter is {:.0}x faster than cedar-policy and {:.0}x faster than casbin; \
+             {:.1}x the string-id baseline and {:.1}x the integer-id baseline (medians)",
+            ratio(&cedar_timing),
+            ratio(&casbin_timing),
+            1.0 / ratio(&strings_timing),
+            1.0 / ratio(&integers_timing),
+        );
+    }
+}
