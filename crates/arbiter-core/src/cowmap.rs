@@ -4,21 +4,39 @@
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::index::HashMap;
+use hashbrown::hash_table::Entry;
+use hashbrown::HashTable;
 
 const SHARDS: usize = 256;
 
-/// Picks a key's shard; fixed so that every snapshot agrees.
-fn shard_hasher() -> foldhash::fast::FixedState {
-    foldhash::fast::FixedState::with_seed(0x5eed_a7b1_7e12)
+/// The hasher of every `CowMap`: one per process, randomly seeded (so that ids chosen to collide
+/// cannot be planned), and shared so that the check path can hash an id once and look it up in
+/// several maps.
+fn state() -> &'static foldhash::fast::FixedState {
+    static STATE: OnceLock<foldhash::fast::FixedState> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let seed = foldhash::fast::RandomState::default().hash_one(0x5eed_a7b1_7e12_u64);
+        foldhash::fast::FixedState::with_seed(seed)
+    })
+}
+
+/// The hash a `CowMap` uses for a key, for [`CowMap::get_hashed`].
+pub fn hash_key<Q: Hash + ?Sized>(key: &Q) -> u64 {
+    state().hash_one(key)
+}
+
+/// A key's shard: bits the tables themselves do not use (they take the low bits for the bucket
+/// and the top seven for the control byte).
+fn shard_of(hash: u64) -> usize {
+    ((hash >> 32) as usize) % SHARDS
 }
 
 /// The sharded copy-on-write map.
 #[derive(Debug)]
 pub struct CowMap<K, V> {
-    shards: Vec<Arc<HashMap<K, V>>>,
+    shards: Vec<Arc<HashTable<(K, V)>>>,
     len: usize,
 }
 
@@ -34,24 +52,35 @@ impl<K, V> Clone for CowMap<K, V> {
 impl<K, V> Default for CowMap<K, V> {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Arc::new(HashMap::default())).collect(),
+            shards: (0..SHARDS).map(|_| Arc::new(HashTable::new())).collect(),
             len: 0,
         }
     }
 }
 
-fn shard_of<Q: Hash + ?Sized>(key: &Q) -> usize {
-    (shard_hasher().hash_one(key) as usize) % SHARDS
-}
-
 impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &HashMap<K, V> {
+    fn shard_mut(&mut self, hash: u64) -> &mut HashTable<(K, V)> {
         // `SHARDS` shards always exist.
-        &self.shards[shard_of(key)]
+        Arc::make_mut(&mut self.shards[shard_of(hash)])
     }
 
-    fn shard_mut<Q: Hash + ?Sized>(&mut self, key: &Q) -> &mut HashMap<K, V> {
-        Arc::make_mut(&mut self.shards[shard_of(key)])
+    /// The value of a key whose hash ([`hash_key`]) the caller already has.
+    pub fn get_hashed<Q>(&self, hash: u64, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.shards[shard_of(hash)]
+            .find(hash, |(k, _)| k.borrow() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The value of the key that hashes to `hash` and satisfies `is_key`: a lookup by a borrowed
+    /// form of the key that `Borrow` cannot express.
+    pub fn find_hashed(&self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<&V> {
+        self.shards[shard_of(hash)]
+            .find(hash, |(k, _)| is_key(k))
+            .map(|(_, v)| v)
     }
 
     /// The value of a key.
@@ -60,7 +89,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shard(key).get(key)
+        self.get_hashed(hash_key(key), key)
     }
 
     /// True when the key is present.
@@ -69,7 +98,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shard(key).contains_key(key)
+        self.get(key).is_some()
     }
 
     /// The value of a key, to change; copies the key's shard if another snapshot shares it.
@@ -78,19 +107,27 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if !self.contains_key(key) {
-            return None;
-        }
-        self.shard_mut(key).get_mut(key)
+        let hash = hash_key(key);
+        self.get_hashed(hash, key)?;
+        self.shard_mut(hash)
+            .find_mut(hash, |(k, _)| k.borrow() == key)
+            .map(|(_, v)| v)
     }
 
     /// Inserts, answering the value replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let old = self.shard_mut(&key).insert(key, value);
-        if old.is_none() {
-            self.len += 1;
+        let hash = hash_key(&key);
+        let entry = self
+            .shard_mut(hash)
+            .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
+        match entry {
+            Entry::Occupied(mut e) => Some(std::mem::replace(&mut e.get_mut().1, value)),
+            Entry::Vacant(e) => {
+                e.insert((key, value));
+                self.len += 1;
+                None
+            }
         }
-        old
     }
 
     /// Removes, answering the value removed.
@@ -99,14 +136,17 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if !self.contains_key(key) {
-            return None;
-        }
-        let old = self.shard_mut(key).remove(key);
-        if old.is_some() {
+        let hash = hash_key(key);
+        self.get_hashed(hash, key)?;
+        let removed = self
+            .shard_mut(hash)
+            .find_entry(hash, |(k, _)| k.borrow() == key)
+            .ok()
+            .map(|e| e.remove().0 .1);
+        if removed.is_some() {
             self.len -= 1;
         }
-        old
+        removed
     }
 
     /// The value of a key, inserted as the default when absent.
@@ -114,10 +154,18 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     where
         V: Default,
     {
-        if !self.contains_key(&key) {
+        let hash = hash_key(&key);
+        let present = self.get_hashed(hash, &key).is_some();
+        if !present {
             self.len += 1;
         }
-        self.shard_mut(&key).entry(key).or_default()
+        let entry = self
+            .shard_mut(hash)
+            .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
+        match entry {
+            Entry::Occupied(e) => &mut e.into_mut().1,
+            Entry::Vacant(e) => &mut e.insert((key, V::default())).into_mut().1,
+        }
     }
 
     /// How many keys.
@@ -132,17 +180,19 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 
     /// Every value, in no order.
     pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.shards.iter().flat_map(|s| s.values())
+        self.shards.iter().flat_map(|s| s.iter().map(|(_, v)| v))
     }
 
     /// Every key, in no order.
     pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.shards.iter().flat_map(|s| s.keys())
+        self.shards.iter().flat_map(|s| s.iter().map(|(k, _)| k))
     }
 
     /// Every entry, in no order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards.iter().flat_map(|s| s.iter())
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(k, v)| (k, v)))
     }
 }
 

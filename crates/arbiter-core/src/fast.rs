@@ -8,14 +8,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::cowmap::hash_key;
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
 use crate::index::{CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings};
-use crate::model::{ApiKey, ApiKeyKind, Node, Resource, Scope, User};
+use crate::model::{ApiKey, ApiKeyKind, Node, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
 
 /// Who a check is about.
 enum Who<'i> {
-    User(&'i User),
+    /// A user, with the hash of its id: every per-user map is looked up with it.
+    User(&'i User, u64),
     ProjectKey(&'i ApiKey),
 }
 
@@ -120,10 +122,10 @@ struct Fast<'a> {
 impl<'a> Fast<'a> {
     fn in_team(&self, space: &str) -> bool {
         match &self.who {
-            Who::User(u) => self
+            Who::User(u, hash) => self
                 .index
                 .user_spaces
-                .get(&u.id)
+                .get_hashed(*hash, u.id.as_str())
                 .is_some_and(|s| s.contains(space)),
             Who::ProjectKey(k) => k
                 .project_id
@@ -135,16 +137,20 @@ impl<'a> Fast<'a> {
 
     fn owns(&self, owner: &str) -> bool {
         match &self.who {
-            Who::User(u) => {
+            Who::User(u, hash) => {
                 u.id == owner
                     || u.email == owner
                     || u.external_ids.iter().any(|e| e == owner)
-                    || self.index.user_keys.get(&u.id).is_some_and(|keys| {
-                        keys.contains(owner)
-                            && self.index.api_keys.get(owner).is_some_and(|k| {
-                                k.kind == ApiKeyKind::User && k.is_usable(self.now)
-                            })
-                    })
+                    || self
+                        .index
+                        .user_keys
+                        .get_hashed(*hash, u.id.as_str())
+                        .is_some_and(|keys| {
+                            keys.contains(owner)
+                                && self.index.api_keys.get(owner).is_some_and(|k| {
+                                    k.kind == ApiKeyKind::User && k.is_usable(self.now)
+                                })
+                        })
             }
             Who::ProjectKey(k) => k.id == owner,
         }
@@ -184,7 +190,11 @@ impl<'a> Fast<'a> {
             {
                 continue;
             }
-            if let Some(role) = self.index.roles.get(&b.binding.role_id) {
+            if let Some(role) = self
+                .index
+                .roles
+                .get_hashed(b.role_hash, b.binding.role_id.as_str())
+            {
                 if self.role(role, Some(b)) {
                     return true;
                 }
@@ -233,15 +243,36 @@ impl<'a> Fast<'a> {
     }
 }
 
+/// True when the subject holds resource grants.
+fn has_grants(index: &Index, subject: SubjectRefView<'_>) -> bool {
+    index
+        .grants_by_subject
+        .find_hashed(hash_key(&subject), |s| subject.is(s))
+        .is_some()
+}
+
 /// Decides a check without allocating, or answers `None` when the reference evaluator must.
 pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     let now = request.now;
     let who = match request.subject {
-        SubjectQuery::User(reference) => Who::User(index.find_user(reference)?),
+        SubjectQuery::User(reference) => {
+            // Most checks name the user by id: then the reference's hash is the id's.
+            let hash = hash_key(reference.as_str());
+            match index.users.get_hashed(hash, reference.as_str()) {
+                Some(user) => Who::User(user, hash),
+                None => {
+                    let user = index.find_user(reference)?;
+                    Who::User(user, hash_key(user.id.as_str()))
+                }
+            }
+        }
         SubjectQuery::ApiKey(id) => {
             let key = index.api_keys.get(id).filter(|k| k.is_usable(now))?;
             match key.kind {
-                ApiKeyKind::User => Who::User(index.users.get(&key.user_id)?),
+                ApiKeyKind::User => {
+                    let user = index.users.get(&key.user_id)?;
+                    Who::User(user, hash_key(user.id.as_str()))
+                }
                 ApiKeyKind::Project => Who::ProjectKey(key),
             }
         }
@@ -257,30 +288,35 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     };
 
     // The implicit base role of members.
-    if let (Who::User(user), Some(org), Some(base)) = (
+    if let (Who::User(user, hash), Some(org), Some(base)) = (
         &fast.who,
         fast.target.organization,
         index.base_role.as_ref(),
     ) {
-        if index.is_member(org, &user.id) && fast.role(base, None) {
+        let member = index
+            .user_organizations
+            .get_hashed(*hash, user.id.as_str())
+            .is_some_and(|orgs| orgs.contains(org));
+        if member && fast.role(base, None) {
             return Some(true);
         }
     }
     match fast.who {
-        Who::User(user) => {
-            if let Some(nb) = index.user_node_bindings.get(&user.id) {
+        Who::User(user, hash) => {
+            let id = user.id.as_str();
+            if let Some(nb) = index.user_node_bindings.get_hashed(hash, id) {
                 if fast.node_bindings(nb) {
                     return Some(true);
                 }
             }
-            for group in index.user_groups.get(&user.id).into_iter().flatten() {
+            for group in index.user_groups.get_hashed(hash, id).into_iter().flatten() {
                 if let Some(nb) = index.group_node_bindings.get(group) {
                     if fast.node_bindings(nb) {
                         return Some(true);
                     }
                 }
             }
-            for key_id in index.user_keys.get(&user.id).into_iter().flatten() {
+            for key_id in index.user_keys.get_hashed(hash, id).into_iter().flatten() {
                 let usable = index
                     .api_keys
                     .get(key_id)
@@ -313,17 +349,15 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     });
     let has_grants = org_has_grants
         && match fast.who {
-            Who::User(user) => {
-                index
-                    .grants_by_subject
-                    .contains_key(&crate::model::SubjectRef::User(user.id.clone()))
-                    || index.user_groups.get(&user.id).is_some_and(|gs| {
-                        gs.iter().any(|g| {
-                            index
-                                .grants_by_subject
-                                .contains_key(&crate::model::SubjectRef::Group(g.clone()))
+            Who::User(user, hash) => {
+                has_grants(index, SubjectRefView::User(&user.id))
+                    || index
+                        .user_groups
+                        .get_hashed(hash, user.id.as_str())
+                        .is_some_and(|gs| {
+                            gs.iter()
+                                .any(|g| has_grants(index, SubjectRefView::Group(g)))
                         })
-                    })
             }
             Who::ProjectKey(_) => false,
         };

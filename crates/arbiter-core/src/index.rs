@@ -51,6 +51,8 @@ pub struct CompiledRole {
 #[derive(Debug)]
 pub struct CompiledBinding {
     pub binding: RoleBinding,
+    /// The role id's hash, so that the check path finds the role without hashing.
+    pub role_hash: u64,
     pub condition: Option<Result<Arc<Condition>, String>>,
 }
 
@@ -429,6 +431,7 @@ impl Index {
             Object::RoleBinding(b) => {
                 let condition = compile(&b.condition);
                 let compiled = Arc::new(CompiledBinding {
+                    role_hash: crate::cowmap::hash_key(b.role_id.as_str()),
                     binding: b,
                     condition,
                 });

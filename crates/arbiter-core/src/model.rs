@@ -243,6 +243,27 @@ pub enum SubjectRef {
     ApiKey(Id),
 }
 
+/// A borrowed [`SubjectRef`] that hashes as the owned one does, so that a map keyed by subjects
+/// can be searched without building one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SubjectRefView<'a> {
+    User(&'a str),
+    Group(&'a str),
+    ApiKey(&'a str),
+}
+
+impl SubjectRefView<'_> {
+    /// True when `subject` is this subject.
+    pub fn is(&self, subject: &SubjectRef) -> bool {
+        match (self, subject) {
+            (Self::User(a), SubjectRef::User(b))
+            | (Self::Group(a), SubjectRef::Group(b))
+            | (Self::ApiKey(a), SubjectRef::ApiKey(b)) => *a == b,
+            _ => false,
+        }
+    }
+}
+
 impl SubjectRef {
     /// The subject's id, whatever its kind.
     pub fn id(&self) -> &str {
@@ -618,6 +639,24 @@ impl Op {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_subject_view_hashes_as_the_subject() {
+        use crate::cowmap::hash_key;
+        for (owned, view) in [
+            (SubjectRef::User("u1".into()), SubjectRefView::User("u1")),
+            (SubjectRef::Group("u1".into()), SubjectRefView::Group("u1")),
+            (SubjectRef::ApiKey("k".into()), SubjectRefView::ApiKey("k")),
+        ] {
+            assert_eq!(hash_key(&owned), hash_key(&view));
+            assert!(view.is(&owned));
+        }
+        assert!(!SubjectRefView::User("u1").is(&SubjectRef::Group("u1".into())));
+        assert_ne!(
+            hash_key(&SubjectRef::User("u1".into())),
+            hash_key(&SubjectRefView::Group("u1"))
+        );
+    }
     use super::*;
 
     #[test]
