@@ -416,6 +416,39 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Ok(store)
 }
 
+/// Parses the rows of the objects table on every core: at a million objects, parsing is a third
+/// of a cold start. `columns` gives a row's kind, id and body.
+fn parse_objects<R: Sync>(
+    rows: &[R],
+    columns: impl Fn(&R) -> (&str, &str, &str) + Sync,
+) -> Result<Vec<Object>, StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = rows.len().div_ceil(threads).max(10_000);
+    let parse = |rows: &[R]| {
+        rows.iter()
+            .map(|row| {
+                let (kind, id, body) = columns(row);
+                parse_object(kind, id, body)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let parts: Vec<Result<Vec<Object>, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || parse(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut objects = Vec::with_capacity(rows.len());
+    for part in parts {
+        objects.extend(part?);
+    }
+    Ok(objects)
+}
+
 fn parse_object(kind: &str, id: &str, body: &str) -> Result<Object, StoreError> {
     serde_json::from_str(body).map_err(|source| StoreError::Corrupt {
         what: format!("{kind}/{id}"),

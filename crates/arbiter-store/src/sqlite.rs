@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    chain_record, chain_rows, parse_object, parse_ops, parse_time, revision_from_i64,
+    chain_record, chain_rows, parse_objects, parse_ops, parse_time, revision_from_i64,
     revision_to_i64, to_json, AuditEvent, AuditFilter, AuditHead, AuditRecord, ChainRecord, Change,
     IdempotencyClaim, IdempotencyRecord, Store, StoreError, UsageCount, AUDIT_COLUMNS,
 };
@@ -84,13 +84,7 @@ impl Store for SqliteStore {
             .await
             .map_err(StoreError::Database)?;
         tx.commit().await.map_err(StoreError::Database)?;
-        let mut objects = Vec::with_capacity(rows.len());
-        for row in rows {
-            let kind: String = row.get(0);
-            let id: String = row.get(1);
-            let body: String = row.get(2);
-            objects.push(parse_object(&kind, &id, &body)?);
-        }
+        let objects = parse_objects(&rows, |row| (row.get(0), row.get(1), row.get(2)))?;
         Ok((revision_from_i64(head), objects))
     }
 
