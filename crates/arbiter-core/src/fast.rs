@@ -1,6 +1,6 @@
 //! The check path: the same decision as the reference evaluator in [`crate::engine`], made
 //! without allocating. It looks up only the bindings on the resource's ancestors (per subject,
-//! per node), finds a role's entries for the permission by hash, and resolves the subject and the
+//! per node, in one sorted array), finds a role's entries for the permission by hash, and resolves the subject and the
 //! resource to borrowed views. Whatever it does not handle itself (conditions, grant criteria) it
 //! leaves to the reference evaluator by answering `None`.
 
@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use crate::cowmap::hash_key;
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
-use crate::index::{CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings};
-use crate::model::{ApiKey, ApiKeyKind, Node, Resource, Scope, SubjectRefView, User};
+use crate::index::{node_hash, CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings};
+use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
 
 /// Who a check is about.
@@ -114,6 +114,7 @@ struct Fast<'a> {
     request: &'a CheckRequest<'a>,
     who: Who<'a>,
     target: TargetView<'a>,
+    chain: [Option<(u64, NodeView<'a>)>; 5],
     now: DateTime<Utc>,
     /// Set when something needs the reference evaluator.
     unsupported: bool,
@@ -205,42 +206,36 @@ impl<'a> Fast<'a> {
 
     /// The subject's bindings on each node of the resource's chain.
     fn node_bindings(&mut self, nb: &NodeBindings) -> bool {
-        let t = &self.target;
-        let (org, space, project, is_resource, rtype, id) = (
-            t.organization,
-            t.space,
-            t.project,
-            t.is_resource,
-            t.resource_type,
-            t.id,
-        );
-        if self.bindings(&nb.platform) {
-            return true;
-        }
-        let Some(org) = org else { return false };
-        if is_resource {
-            let list = nb.resources.get(rtype).and_then(|ids| ids.get(id));
-            // A resource binding names its organization: only this organization's counts.
-            let here = list
-                .into_iter()
-                .flatten()
-                .filter(|b| matches!(&b.binding.node, Node::Resource(o, _, _) if o == org));
-            if self.bindings(here) {
+        let chain = self.chain;
+        for (hash, node) in chain.iter().flatten() {
+            // A node of another organization never shares the view, so a resource binding
+            // of another organization does not count here.
+            if self.bindings(nb.on(*hash).filter(|b| b.binding.node.view() == *node)) {
                 return true;
             }
         }
-        if let Some(project) = project {
-            if self.bindings(nb.projects.get(project).into_iter().flatten()) {
-                return true;
-            }
-        }
-        if let Some(space) = space {
-            if self.bindings(nb.spaces.get(space).into_iter().flatten()) {
-                return true;
-            }
-        }
-        self.bindings(nb.organizations.get(org).into_iter().flatten())
+        false
     }
+}
+
+/// The nodes a binding may be on to apply to the resource, nearest last, with their hashes:
+/// the platform, the resource itself, its project, its space, its organization.
+fn chain<'a>(target: &TargetView<'a>) -> [Option<(u64, NodeView<'a>)>; 5] {
+    let with_hash = |node: NodeView<'a>| (node_hash(node), node);
+    let mut chain = [Some(with_hash(NodeView::Platform)), None, None, None, None];
+    if let Some(org) = target.organization {
+        if target.is_resource {
+            chain[1] = Some(with_hash(NodeView::Resource(
+                org,
+                target.resource_type,
+                target.id,
+            )));
+        }
+        chain[2] = target.project.map(|p| with_hash(NodeView::Project(p)));
+        chain[3] = target.space.map(|s| with_hash(NodeView::Space(s)));
+        chain[4] = Some(with_hash(NodeView::Organization(org)));
+    }
+    chain
 }
 
 /// True when the subject holds resource grants.
@@ -282,6 +277,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         index,
         request,
         who,
+        chain: chain(&target),
         target,
         now,
         unsupported: false,

@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::Condition;
-use crate::cowmap::CowMap;
+use crate::cowmap::{hash_key, CowMap};
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::model::{
-    pair_key, resource_key, ApiKey, DeclaredType, Group, GroupMember, Id, Membership, Object,
-    ObjectKey, ObjectKind, Op, Organization, Project, Resource, Role, RoleBinding, RoleEntry,
-    Scope, Space, SpaceMember, SubjectRef, User,
+    pair_key, resource_key, ApiKey, DeclaredType, Group, GroupMember, Id, Membership, NodeView,
+    Object, ObjectKey, ObjectKind, Op, Organization, Project, Resource, Role, RoleBinding,
+    RoleEntry, Scope, Space, SpaceMember, SubjectRef, User,
 };
 use crate::permission::Permission;
 
@@ -114,54 +114,57 @@ impl CompiledRole {
     }
 }
 
-/// One subject's bindings by the node they are on: the check path looks up only the bindings
-/// on the resource's ancestors.
+/// One subject's bindings, sorted by the hash of the node each is on: the check path finds the
+/// bindings on each ancestor of the resource by a binary search of one contiguous array. (A map
+/// per kind of node, keyed by the node's id, cost more memory than the bindings themselves.)
 #[derive(Clone, Debug, Default)]
 pub struct NodeBindings {
-    pub platform: Vec<Arc<CompiledBinding>>,
-    pub organizations: HashMap<Id, Vec<Arc<CompiledBinding>>>,
-    pub spaces: HashMap<Id, Vec<Arc<CompiledBinding>>>,
-    pub projects: HashMap<Id, Vec<Arc<CompiledBinding>>>,
-    /// type → id → bindings (the organization is checked on the binding).
-    pub resources: HashMap<String, HashMap<String, Vec<Arc<CompiledBinding>>>>,
-    len: usize,
+    by_node: Vec<(u64, Arc<CompiledBinding>)>,
+    /// Set by a change that left `by_node` out of order; [`Index::settle`] sorts it again.
+    unsorted: bool,
 }
 
 impl NodeBindings {
-    fn list_mut(&mut self, node: &crate::model::Node) -> &mut Vec<Arc<CompiledBinding>> {
-        use crate::model::Node;
-        match node {
-            Node::Platform => &mut self.platform,
-            Node::Organization(id) => self.organizations.entry(id.clone()).or_default(),
-            Node::Space(id) => self.spaces.entry(id.clone()).or_default(),
-            Node::Project(id) => self.projects.entry(id.clone()).or_default(),
-            Node::Resource(_, t, id) => self
-                .resources
-                .entry(t.clone())
-                .or_default()
-                .entry(id.clone())
-                .or_default(),
+    /// Appends a binding; the caller sorts (see [`Index::settle`]) before anyone reads, so
+    /// that adding many bindings to one subject does not cost a copy of its list each.
+    fn push(&mut self, binding: Arc<CompiledBinding>) {
+        let hash = node_hash(binding.binding.node.view());
+        if self.by_node.last().is_some_and(|(last, _)| *last > hash) {
+            self.unsorted = true;
         }
+        self.by_node.push((hash, binding));
     }
 
-    fn add(&mut self, binding: Arc<CompiledBinding>) {
-        let node = binding.binding.node.clone();
-        self.list_mut(&node).push(binding);
-        self.len += 1;
+    fn sort(&mut self) {
+        // Stable: bindings on one node keep the order they were added in.
+        self.by_node.sort_by_key(|(hash, _)| *hash);
+        self.unsorted = false;
     }
 
     fn remove(&mut self, binding: &CompiledBinding) {
         let id = binding.binding.id.as_str();
-        let list = self.list_mut(&binding.binding.node);
-        let before = list.len();
-        list.retain(|b| b.binding.id != id);
-        self.len -= before - list.len();
+        self.by_node.retain(|(_, b)| b.binding.id != id);
     }
 
     /// True when the subject has no binding left.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.by_node.is_empty()
     }
+
+    /// The bindings on the node that hashes to `hash` ([`node_hash`]); the caller compares the
+    /// node, as another node may share the hash.
+    pub fn on(&self, hash: u64) -> impl Iterator<Item = &Arc<CompiledBinding>> {
+        let from = self.by_node.partition_point(|(h, _)| *h < hash);
+        self.by_node[from..]
+            .iter()
+            .take_while(move |(h, _)| *h == hash)
+            .map(|(_, b)| b)
+    }
+}
+
+/// The hash [`NodeBindings`] sorts a node by.
+pub fn node_hash(node: NodeView<'_>) -> u64 {
+    hash_key(&node)
 }
 
 fn compile_entry(entry: &RoleEntry) -> CompiledEntry {
@@ -232,6 +235,8 @@ pub struct Index {
     pub resources: CowMap<String, Arc<Resource>>,
     /// The implicit `base` role.
     pub base_role: Option<Arc<CompiledRole>>,
+    /// Subjects whose [`NodeBindings`] a change left unsorted, until [`Index::settle`].
+    unsorted_subjects: Vec<SubjectRef>,
 }
 
 fn insert_set(map: &mut CowMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
@@ -298,6 +303,7 @@ impl Index {
             resource_ids_by_type: CowMap::default(),
             resources: CowMap::default(),
             base_role,
+            unsorted_subjects: Vec::new(),
         }
     }
 
@@ -311,8 +317,21 @@ impl Index {
         for object in objects {
             index.put(object);
         }
+        index.settle();
         index.revision = revision;
         index
+    }
+
+    /// Sorts the binding lists that changes left unsorted: the check path searches them.
+    fn settle(&mut self) {
+        for subject in std::mem::take(&mut self.unsorted_subjects) {
+            let (map, id) = self.node_bindings_of(&subject);
+            if let Some(nb) = map.get_mut(&id) {
+                if nb.unsorted {
+                    Arc::make_mut(nb).sort();
+                }
+            }
+        }
     }
 
     /// Applies the ops of one committed revision.
@@ -323,6 +342,7 @@ impl Index {
                 Op::Delete { key } => self.remove(key),
             }
         }
+        self.settle();
         self.revision = revision;
     }
 
@@ -441,8 +461,13 @@ impl Index {
                 self.bindings_by_node
                     .entry_or_default(compiled.binding.node.clone())
                     .push(compiled.clone());
-                let (map, id) = self.node_bindings_of(&compiled.binding.subject);
-                Arc::make_mut(map.entry_or_default(id)).add(compiled.clone());
+                let subject = compiled.binding.subject.clone();
+                let (map, id) = self.node_bindings_of(&subject);
+                let nb = Arc::make_mut(map.entry_or_default(id));
+                nb.push(compiled.clone());
+                if nb.unsorted {
+                    self.unsorted_subjects.push(subject);
+                }
                 self.bindings.insert(compiled.binding.id.clone(), compiled);
             }
             Object::Resource(r) => {

@@ -312,7 +312,29 @@ pub enum Node {
     Resource(Id, String, String),
 }
 
+/// A [`Node`] named by borrowed ids: the check path hashes and compares the nodes of a
+/// resource's chain without building them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeView<'a> {
+    Platform,
+    Organization(&'a str),
+    Space(&'a str),
+    Project(&'a str),
+    Resource(&'a str, &'a str, &'a str),
+}
+
 impl Node {
+    /// The node, borrowed.
+    pub fn view(&self) -> NodeView<'_> {
+        match self {
+            Node::Platform => NodeView::Platform,
+            Node::Organization(id) => NodeView::Organization(id),
+            Node::Space(id) => NodeView::Space(id),
+            Node::Project(id) => NodeView::Project(id),
+            Node::Resource(org, resource_type, id) => NodeView::Resource(org, resource_type, id),
+        }
+    }
+
     /// The node's binding type.
     pub fn binding_type(&self) -> BindingResourceType {
         match self {
