@@ -16,6 +16,7 @@ use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::Condition;
 use crate::cowmap::{hash_key, CowMap};
 use crate::grants::{CompiledGrant, PatternIndex};
+use crate::idset::{IdSet, SetOfIds};
 use crate::model::{
     pair_key, resource_key, ApiKey, DeclaredType, Group, GroupMember, Id, Membership, NodeView,
     Object, ObjectKey, ObjectKind, Op, Organization, Project, Resource, Role, RoleBinding,
@@ -188,23 +189,23 @@ pub struct Index {
     pub user_by_external_id: CowMap<String, Id>,
     /// `organization/user` → membership.
     pub memberships: CowMap<String, Arc<Membership>>,
-    pub user_organizations: CowMap<Id, BTreeSet<Id>>,
+    pub user_organizations: CowMap<Id, IdSet>,
     pub organization_users: CowMap<Id, BTreeSet<Id>>,
     pub spaces: CowMap<Id, Arc<Space>>,
     pub space_members: CowMap<Id, BTreeSet<Id>>,
     /// `space/user` → membership record.
     pub space_memberships: CowMap<String, Arc<SpaceMember>>,
-    pub user_spaces: CowMap<Id, BTreeSet<Id>>,
+    pub user_spaces: CowMap<Id, IdSet>,
     pub projects: CowMap<Id, Arc<Project>>,
     pub groups: CowMap<Id, Arc<Group>>,
     pub group_members: CowMap<Id, BTreeSet<Id>>,
     /// `group/user` → membership record.
     pub group_memberships: CowMap<String, Arc<GroupMember>>,
-    pub user_groups: CowMap<Id, BTreeSet<Id>>,
+    pub user_groups: CowMap<Id, IdSet>,
     pub api_keys: CowMap<Id, Arc<ApiKey>>,
     /// Hex SHA-256 of a secret → key id.
     pub key_by_hash: CowMap<String, Id>,
-    pub user_keys: CowMap<Id, BTreeSet<Id>>,
+    pub user_keys: CowMap<Id, IdSet>,
     /// Resource grants by id.
     pub grants: CowMap<Id, Arc<CompiledGrant>>,
     /// Each subject's grants, indexed by pattern.
@@ -239,14 +240,13 @@ pub struct Index {
     unsorted_subjects: Vec<SubjectRef>,
 }
 
-fn insert_set(map: &mut CowMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
-    map.entry_or_default(key.to_owned())
-        .insert(value.to_owned());
+fn insert_set<S: SetOfIds>(map: &mut CowMap<Id, S>, key: &str, value: &str) {
+    map.entry_or_default(key.to_owned()).add(value);
 }
 
-fn remove_set(map: &mut CowMap<Id, BTreeSet<Id>>, key: &str, value: &str) {
+fn remove_set<S: SetOfIds>(map: &mut CowMap<Id, S>, key: &str, value: &str) {
     if let Some(set) = map.get_mut(key) {
-        set.remove(value);
+        set.take_out(value);
         if set.is_empty() {
             map.remove(key);
         }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod fast;
 pub mod gateway;
 pub mod grants;
+pub mod idset;
 pub mod index;
 pub mod irn;
 pub mod model;

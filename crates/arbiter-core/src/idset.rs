@@ -1,0 +1,122 @@
+//! A small ordered set of ids: what the index keeps for the few organizations, spaces, groups
+//! and keys of one user. An empty `BTreeSet` is free but one holding a single id allocates a
+//! node of eleven slots (about 280 bytes); this holds exactly its ids, sorted, in one `Vec`.
+//! Inserting is linear in the set's size, so the sets that grow large (an organization's users)
+//! stay `BTreeSet`s.
+
+use std::collections::BTreeSet;
+
+use crate::model::Id;
+
+/// A sorted set of ids in one `Vec`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdSet(Vec<Id>);
+
+impl IdSet {
+    /// True when the id is in the set.
+    pub fn contains(&self, id: &str) -> bool {
+        self.position(id).is_ok()
+    }
+
+    /// Adds an id; false when it was already there.
+    pub fn insert(&mut self, id: Id) -> bool {
+        match self.position(&id) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, id);
+                true
+            }
+        }
+    }
+
+    /// Removes an id; false when it was not there.
+    pub fn remove(&mut self, id: &str) -> bool {
+        match self.position(id) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The ids in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Id> {
+        self.0.iter()
+    }
+
+    fn position(&self, id: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|x| x.as_str().cmp(id))
+    }
+}
+
+impl<'a> IntoIterator for &'a IdSet {
+    type Item = &'a Id;
+    type IntoIter = std::slice::Iter<'a, Id>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// What the index's one-to-many maps of ids hold: an [`IdSet`] or a `BTreeSet`.
+pub trait SetOfIds: Default + Clone {
+    fn add(&mut self, id: &str);
+    fn take_out(&mut self, id: &str);
+    fn is_empty(&self) -> bool;
+}
+
+impl SetOfIds for IdSet {
+    fn add(&mut self, id: &str) {
+        if !self.contains(id) {
+            self.insert(id.to_owned());
+        }
+    }
+    fn take_out(&mut self, id: &str) {
+        self.remove(id);
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl SetOfIds for BTreeSet<Id> {
+    fn add(&mut self, id: &str) {
+        if !self.contains(id) {
+            self.insert(id.to_owned());
+        }
+    }
+    fn take_out(&mut self, id: &str) {
+        self.remove(id);
+    }
+    fn is_empty(&self) -> bool {
+        BTreeSet::is_empty(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_ids_sorted_and_unique() {
+        let mut set = IdSet::default();
+        assert!(set.insert("b".into()));
+        assert!(set.insert("a".into()));
+        assert!(set.insert("c".into()));
+        assert!(!set.insert("b".into()));
+        assert_eq!(set.iter().map(String::as_str).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(set.contains("a") && !set.contains("d"));
+        assert!(set.remove("a"));
+        assert!(!set.remove("a"));
+        assert_eq!(set.len(), 2);
+    }
+}
