@@ -777,7 +777,7 @@ impl Bundle {
                     .clone()
                     .ok_or_else(|| bad("a RESOURCE binding needs organization".to_owned()))?;
                 (
-                    Node::Resource(
+                    Node::resource(
                         org.clone(),
                         resource_type.to_owned(),
                         resource_id.to_owned(),
@@ -947,7 +947,7 @@ impl Bundle {
                         resource_type: b.node.binding_type(),
                         resource_id: b.node.api_id(),
                         organization: match &b.node {
-                            Node::Resource(org, _, _) => Some(org.clone()),
+                            Node::Resource(r) => Some(r.0.clone()),
                             _ => None,
                         },
                         condition: b.condition.clone(),

@@ -252,7 +252,7 @@ pub fn resolve_target(
             project_id = Some(query.id.clone());
         }
         resource_type => {
-            target.chain.push(Node::Resource(
+            target.chain.push(Node::resource(
                 org.to_owned(),
                 resource_type.to_owned(),
                 query.id.clone(),

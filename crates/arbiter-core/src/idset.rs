@@ -113,7 +113,10 @@ mod tests {
         assert!(set.insert("a".into()));
         assert!(set.insert("c".into()));
         assert!(!set.insert("b".into()));
-        assert_eq!(set.iter().map(String::as_str).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            set.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
         assert!(set.contains("a") && !set.contains("d"));
         assert!(set.remove("a"));
         assert!(!set.remove("a"));

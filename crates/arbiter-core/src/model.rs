@@ -308,8 +308,9 @@ pub enum Node {
     Organization(Id),
     Space(Id),
     Project(Id),
-    /// A registered resource of an organization: (organization, type, id).
-    Resource(Id, String, String),
+    /// A registered resource of an organization: (organization, type, id). Boxed: most nodes
+    /// are one id, and every binding holds a node.
+    Resource(Box<(Id, String, String)>),
 }
 
 /// A [`Node`] named by borrowed ids: the check path hashes and compares the nodes of a
@@ -324,6 +325,19 @@ pub enum NodeView<'a> {
 }
 
 impl Node {
+    /// A registered resource's node.
+    pub fn resource(
+        organization_id: impl Into<Id>,
+        resource_type: impl Into<String>,
+        id: impl Into<String>,
+    ) -> Self {
+        Node::Resource(Box::new((
+            organization_id.into(),
+            resource_type.into(),
+            id.into(),
+        )))
+    }
+
     /// The node, borrowed.
     pub fn view(&self) -> NodeView<'_> {
         match self {
@@ -331,7 +345,7 @@ impl Node {
             Node::Organization(id) => NodeView::Organization(id),
             Node::Space(id) => NodeView::Space(id),
             Node::Project(id) => NodeView::Project(id),
-            Node::Resource(org, resource_type, id) => NodeView::Resource(org, resource_type, id),
+            Node::Resource(r) => NodeView::Resource(&r.0, &r.1, &r.2),
         }
     }
 
@@ -351,7 +365,7 @@ impl Node {
         match self {
             Node::Platform => None,
             Node::Organization(id) | Node::Space(id) | Node::Project(id) => Some(id.clone()),
-            Node::Resource(_, resource_type, id) => Some(format!("{resource_type}:{id}")),
+            Node::Resource(r) => Some(format!("{}:{}", r.1, r.2)),
         }
     }
 }
@@ -680,6 +694,16 @@ mod tests {
         );
     }
     use super::*;
+
+    #[test]
+    fn a_resource_node_is_stored_as_a_triple() {
+        let node = Node::resource("o1", "model", "m1");
+        let json =
+            serde_json::json!({"resource_type": "RESOURCE", "resource_id": ["o1", "model", "m1"]});
+        assert_eq!(serde_json::to_value(&node).unwrap(), json);
+        assert_eq!(serde_json::from_value::<Node>(json).unwrap(), node);
+        assert_eq!(node.view(), NodeView::Resource("o1", "model", "m1"));
+    }
 
     #[test]
     fn every_object_round_trips_through_json() {

@@ -239,7 +239,7 @@ fn build(w: &World) -> Index {
             1 => Node::Organization("o".into()),
             2 => Node::Space(format!("s{}", node % 2)),
             3 => Node::Project(format!("p{node}")),
-            _ => Node::Resource("o".into(), TYPES[node % 3].into(), format!("r{node}")),
+            _ => Node::resource("o", TYPES[node % 3], format!("r{node}")),
         };
         objects.push(Object::RoleBinding(RoleBinding {
             id: format!("b{i}"),

@@ -30,7 +30,7 @@ pub fn node_query(ctx: &Ctx, node: &Node) -> (Option<String>, ResourceQuery) {
         Node::Organization(id) => (Some(id.clone()), resource("organization", id)),
         Node::Space(id) => (Some(ctx.org_id().to_owned()), resource("space", id)),
         Node::Project(id) => (Some(ctx.org_id().to_owned()), resource("project", id)),
-        Node::Resource(org, t, id) => (Some(org.clone()), resource(t, id)),
+        Node::Resource(r) => (Some(r.0.clone()), resource(&r.1, &r.2)),
     }
 }
 
@@ -167,7 +167,7 @@ fn node_of(ctx: &Ctx, index: &Index, body: &CreateBinding) -> Result<Node, ApiEr
                         && !rid.is_empty()
                 })
                 .ok_or_else(|| ApiError::field("resource_id", "must be `type:id` for RESOURCE"))?;
-            Node::Resource(org.to_owned(), t.to_owned(), rid.to_owned())
+            Node::resource(org.to_owned(), t.to_owned(), rid.to_owned())
         }
     })
 }

@@ -85,7 +85,7 @@ pub async fn put(
         .is_some();
     // An unregistered id that access already hangs on (a binding on it) is not free to capture:
     // registering it into a project needs `resource:write` where it lies now.
-    let node = arbiter_core::model::Node::Resource(
+    let node = arbiter_core::model::Node::resource(
         ctx.org_id().to_owned(),
         resource_type.clone(),
         id.clone(),
@@ -215,7 +215,7 @@ pub async fn delete(
             }];
             ops.extend(bindings_on(
                 index,
-                &Node::Resource(ctx.org_id().to_owned(), resource_type.clone(), id.clone()),
+                &Node::resource(ctx.org_id().to_owned(), resource_type.clone(), id.clone()),
             ));
             Ok(Prepared {
                 ops,
