@@ -33,14 +33,15 @@ fn shard_of(hash: u64) -> usize {
     ((hash >> 32) as usize) % SHARDS
 }
 
-/// The sharded copy-on-write map.
+/// The sharded copy-on-write table under [`CowMap`] and [`CowSet`]: entries found by a hash and
+/// a test of the entry.
 #[derive(Debug)]
-pub struct CowMap<K, V> {
-    shards: Vec<Arc<HashTable<(K, V)>>>,
+struct CowTable<E> {
+    shards: Vec<Arc<HashTable<E>>>,
     len: usize,
 }
 
-impl<K, V> Clone for CowMap<K, V> {
+impl<E> Clone for CowTable<E> {
     fn clone(&self) -> Self {
         Self {
             shards: self.shards.clone(),
@@ -49,7 +50,7 @@ impl<K, V> Clone for CowMap<K, V> {
     }
 }
 
-impl<K, V> Default for CowMap<K, V> {
+impl<E> Default for CowTable<E> {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Arc::new(HashTable::new())).collect(),
@@ -58,19 +59,76 @@ impl<K, V> Default for CowMap<K, V> {
     }
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
-    fn shard_mut(&mut self, hash: u64) -> &mut HashTable<(K, V)> {
+impl<E: Clone> CowTable<E> {
+    fn shard_mut(&mut self, hash: u64) -> &mut HashTable<E> {
         // `SHARDS` shards always exist.
         Arc::make_mut(&mut self.shards[shard_of(hash)])
     }
 
+    fn find(&self, hash: u64, is: impl Fn(&E) -> bool) -> Option<&E> {
+        self.shards[shard_of(hash)].find(hash, is)
+    }
+
+    /// Copies the entry's shard if another snapshot shares it, and only if the entry is there.
+    fn find_mut(&mut self, hash: u64, is: impl Fn(&E) -> bool) -> Option<&mut E> {
+        self.find(hash, &is)?;
+        self.shard_mut(hash).find_mut(hash, is)
+    }
+
+    /// Inserts an entry the caller found absent.
+    fn insert_new(&mut self, hash: u64, entry: E, rehash: impl Fn(&E) -> u64) {
+        self.shard_mut(hash).insert_unique(hash, entry, rehash);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, hash: u64, is: impl Fn(&E) -> bool) -> Option<E> {
+        self.find(hash, &is)?;
+        let removed = self
+            .shard_mut(hash)
+            .find_entry(hash, is)
+            .ok()
+            .map(|e| e.remove().0);
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &E> {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+}
+
+/// The sharded copy-on-write map.
+#[derive(Debug)]
+pub struct CowMap<K, V> {
+    table: CowTable<(K, V)>,
+}
+
+impl<K, V> Clone for CowMap<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+        }
+    }
+}
+
+impl<K, V> Default for CowMap<K, V> {
+    fn default() -> Self {
+        Self {
+            table: CowTable::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     /// The value of a key whose hash ([`hash_key`]) the caller already has.
     pub fn get_hashed<Q>(&self, hash: u64, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.shards[shard_of(hash)]
+        self.table
             .find(hash, |(k, _)| k.borrow() == key)
             .map(|(_, v)| v)
     }
@@ -78,9 +136,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     /// The value of the key that hashes to `hash` and satisfies `is_key`: a lookup by a borrowed
     /// form of the key that `Borrow` cannot express.
     pub fn find_hashed(&self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<&V> {
-        self.shards[shard_of(hash)]
-            .find(hash, |(k, _)| is_key(k))
-            .map(|(_, v)| v)
+        self.table.find(hash, |(k, _)| is_key(k)).map(|(_, v)| v)
     }
 
     /// The value of a key.
@@ -107,24 +163,23 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = hash_key(key);
-        self.get_hashed(hash, key)?;
-        self.shard_mut(hash)
-            .find_mut(hash, |(k, _)| k.borrow() == key)
+        self.table
+            .find_mut(hash_key(key), |(k, _)| k.borrow() == key)
             .map(|(_, v)| v)
     }
 
     /// Inserts, answering the value replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let hash = hash_key(&key);
-        let entry = self
-            .shard_mut(hash)
-            .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
+        let entry =
+            self.table
+                .shard_mut(hash)
+                .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
         match entry {
             Entry::Occupied(mut e) => Some(std::mem::replace(&mut e.get_mut().1, value)),
             Entry::Vacant(e) => {
                 e.insert((key, value));
-                self.len += 1;
+                self.table.len += 1;
                 None
             }
         }
@@ -136,17 +191,9 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = hash_key(key);
-        self.get_hashed(hash, key)?;
-        let removed = self
-            .shard_mut(hash)
-            .find_entry(hash, |(k, _)| k.borrow() == key)
-            .ok()
-            .map(|e| e.remove().0 .1);
-        if removed.is_some() {
-            self.len -= 1;
-        }
-        removed
+        self.table
+            .remove(hash_key(key), |(k, _)| k.borrow() == key)
+            .map(|(_, v)| v)
     }
 
     /// The value of a key, inserted as the default when absent.
@@ -155,13 +202,13 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         V: Default,
     {
         let hash = hash_key(&key);
-        let present = self.get_hashed(hash, &key).is_some();
-        if !present {
-            self.len += 1;
+        if self.table.find(hash, |(k, _)| *k == key).is_none() {
+            self.table.len += 1;
         }
-        let entry = self
-            .shard_mut(hash)
-            .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
+        let entry =
+            self.table
+                .shard_mut(hash)
+                .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
         match entry {
             Entry::Occupied(e) => &mut e.into_mut().1,
             Entry::Vacant(e) => &mut e.insert((key, V::default())).into_mut().1,
@@ -170,29 +217,102 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 
     /// How many keys.
     pub fn len(&self) -> usize {
-        self.len
+        self.table.len
     }
 
     /// True when there is no key.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.table.len == 0
     }
 
     /// Every value, in no order.
     pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.shards.iter().flat_map(|s| s.iter().map(|(_, v)| v))
+        self.table.iter().map(|(_, v)| v)
     }
 
     /// Every key, in no order.
     pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.shards.iter().flat_map(|s| s.iter().map(|(k, _)| k))
+        self.table.iter().map(|(k, _)| k)
     }
 
     /// Every entry, in no order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards
-            .iter()
-            .flat_map(|s| s.iter().map(|(k, v)| (k, v)))
+        self.table.iter().map(|(k, v)| (k, v))
+    }
+}
+
+/// A value that carries its own key: a [`CowSet`] holds such values without a copy of the key.
+pub trait Keyed {
+    fn key(&self) -> &str;
+}
+
+/// A [`CowMap`] from ids to values that carry their id: for the index's largest maps (bindings,
+/// users), where a second copy of every id would cost more than a few percent of the index.
+#[derive(Debug)]
+pub struct CowSet<V> {
+    table: CowTable<V>,
+}
+
+impl<V> Clone for CowSet<V> {
+    fn clone(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+        }
+    }
+}
+
+impl<V> Default for CowSet<V> {
+    fn default() -> Self {
+        Self {
+            table: CowTable::default(),
+        }
+    }
+}
+
+impl<V: Keyed + Clone> CowSet<V> {
+    /// The value of a key whose hash ([`hash_key`] of the `str`) the caller already has.
+    pub fn get_hashed(&self, hash: u64, key: &str) -> Option<&V> {
+        self.table.find(hash, |v| v.key() == key)
+    }
+
+    /// The value of a key.
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.get_hashed(hash_key(key), key)
+    }
+
+    /// True when the key is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Inserts under the value's key, answering the value replaced.
+    pub fn insert(&mut self, value: V) -> Option<V> {
+        let hash = hash_key(value.key());
+        if let Some(present) = self.table.find_mut(hash, |v| v.key() == value.key()) {
+            return Some(std::mem::replace(present, value));
+        }
+        self.table.insert_new(hash, value, |v| hash_key(v.key()));
+        None
+    }
+
+    /// Removes, answering the value removed.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        self.table.remove(hash_key(key), |v| v.key() == key)
+    }
+
+    /// How many values.
+    pub fn len(&self) -> usize {
+        self.table.len
+    }
+
+    /// True when there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.table.len == 0
+    }
+
+    /// Every value, in no order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.table.iter()
     }
 }
 
@@ -229,6 +349,43 @@ mod tests {
                     prop_assert_eq!(snapshot.get(k.as_str()), Some(v));
                 }
             }
+        }
+
+        /// The set behaves as a plain map from each value's key, and snapshots stay put.
+        #[test]
+        fn set_behaves_as_a_map_of_keys(ops in proptest::collection::vec((any::<bool>(), 0..50u32, any::<u8>()), 0..200)) {
+            let mut set: CowSet<Tagged> = CowSet::default();
+            let mut model: std::collections::HashMap<String, u8> = Default::default();
+            let mut snapshots = Vec::new();
+            for (n, (insert, key, value)) in ops.iter().enumerate() {
+                let key = format!("k{key}");
+                if *insert {
+                    let replaced = set.insert(Tagged(key.clone(), *value)).map(|t| t.1);
+                    prop_assert_eq!(replaced, model.insert(key, *value));
+                } else {
+                    prop_assert_eq!(set.remove(&key).map(|t| t.1), model.remove(&key));
+                }
+                if n % 17 == 0 {
+                    snapshots.push((set.clone(), model.clone()));
+                }
+            }
+            snapshots.push((set, model));
+            for (snapshot, expected) in snapshots {
+                prop_assert_eq!(snapshot.len(), expected.len());
+                prop_assert_eq!(snapshot.values().count(), expected.len());
+                for (k, v) in &expected {
+                    prop_assert_eq!(snapshot.get(k).map(|t| t.1), Some(*v));
+                }
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct Tagged(String, u8);
+
+    impl Keyed for Tagged {
+        fn key(&self) -> &str {
+            &self.0
         }
     }
 }

@@ -74,33 +74,27 @@ pub trait SetOfIds: Default + Clone {
     fn is_empty(&self) -> bool;
 }
 
-impl SetOfIds for IdSet {
-    fn add(&mut self, id: &str) {
-        if !self.contains(id) {
-            self.insert(id.to_owned());
+/// Both sets answer to the same inherent methods.
+macro_rules! set_of_ids {
+    ($set:ty) => {
+        impl SetOfIds for $set {
+            fn add(&mut self, id: &str) {
+                if !self.contains(id) {
+                    self.insert(id.to_owned());
+                }
+            }
+            fn take_out(&mut self, id: &str) {
+                self.remove(id);
+            }
+            fn is_empty(&self) -> bool {
+                <$set>::is_empty(self)
+            }
         }
-    }
-    fn take_out(&mut self, id: &str) {
-        self.remove(id);
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+    };
 }
 
-impl SetOfIds for BTreeSet<Id> {
-    fn add(&mut self, id: &str) {
-        if !self.contains(id) {
-            self.insert(id.to_owned());
-        }
-    }
-    fn take_out(&mut self, id: &str) {
-        self.remove(id);
-    }
-    fn is_empty(&self) -> bool {
-        BTreeSet::is_empty(self)
-    }
-}
+set_of_ids!(IdSet);
+set_of_ids!(BTreeSet<Id>);
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::Condition;
-use crate::cowmap::{hash_key, CowMap};
+use crate::cowmap::{hash_key, CowMap, CowSet, Keyed};
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::idset::{IdSet, SetOfIds};
 use crate::model::{
@@ -115,6 +115,18 @@ impl CompiledRole {
     }
 }
 
+impl Keyed for Arc<CompiledBinding> {
+    fn key(&self) -> &str {
+        &self.binding.id
+    }
+}
+
+impl Keyed for Arc<User> {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
 /// One subject's bindings, sorted by the hash of the node each is on: the check path finds the
 /// bindings on each ancestor of the resource by a binary search of one contiguous array. (A map
 /// per kind of node, keyed by the node's id, cost more memory than the bindings themselves.)
@@ -183,7 +195,7 @@ pub struct Index {
     pub revision: Revision,
     pub catalog: Arc<Catalog>,
     pub organizations: CowMap<Id, Arc<Organization>>,
-    pub users: CowMap<Id, Arc<User>>,
+    pub users: CowSet<Arc<User>>,
     /// Lowercased email → user id.
     pub user_by_email: CowMap<String, Id>,
     pub user_by_external_id: CowMap<String, Id>,
@@ -216,7 +228,7 @@ pub struct Index {
     pub declarations: CowMap<String, Arc<DeclaredType>>,
     /// Predefined and custom roles by id.
     pub roles: CowMap<Id, Arc<CompiledRole>>,
-    pub bindings: CowMap<Id, Arc<CompiledBinding>>,
+    pub bindings: CowSet<Arc<CompiledBinding>>,
     /// Each subject's bindings, for explanations, searches and listings.
     pub bindings_by_subject: CowMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
     /// Each user's, group's and key's bindings by node: what the check path walks.
@@ -269,7 +281,7 @@ impl Index {
             revision: 0,
             catalog,
             organizations: CowMap::default(),
-            users: CowMap::default(),
+            users: CowSet::default(),
             user_by_email: CowMap::default(),
             user_by_external_id: CowMap::default(),
             memberships: CowMap::default(),
@@ -292,7 +304,7 @@ impl Index {
             declared_types: CowMap::default(),
             declarations: CowMap::default(),
             roles,
-            bindings: CowMap::default(),
+            bindings: CowSet::default(),
             bindings_by_subject: CowMap::default(),
             user_node_bindings: CowMap::default(),
             group_node_bindings: CowMap::default(),
@@ -410,7 +422,7 @@ impl Index {
                 for e in &u.external_ids {
                     self.user_by_external_id.insert(e.clone(), u.id.clone());
                 }
-                self.users.insert(u.id.clone(), Arc::new(u));
+                self.users.insert(Arc::new(u));
             }
             Object::Membership(m) => {
                 insert_set(&mut self.user_organizations, &m.user_id, &m.organization_id);
@@ -468,7 +480,7 @@ impl Index {
                 if nb.unsorted {
                     self.unsorted_subjects.push(subject);
                 }
-                self.bindings.insert(compiled.binding.id.clone(), compiled);
+                self.bindings.insert(compiled);
             }
             Object::Resource(r) => {
                 let r = Arc::new(r);
