@@ -97,8 +97,7 @@ impl AppState {
         catalog: Arc<Catalog>,
         settings: Settings,
     ) -> Result<Arc<Self>, StoreError> {
-        let (revision, objects) = store.load().await?;
-        let index = Index::load(catalog.clone(), revision, objects);
+        let index = arbiter_store::load_index(store.as_ref(), catalog.clone()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let state = Arc::new(Self {
@@ -161,14 +160,14 @@ impl AppState {
                 Ok(changes) => changes,
                 Err(StoreError::Compacted(_)) => {
                     let started = std::time::Instant::now();
-                    let loaded = self.store.load().await;
+                    let loaded =
+                        arbiter_store::load_index(self.store.as_ref(), self.catalog.clone()).await;
                     self.metrics.store_call(
                         crate::metrics::StoreOp::Load,
                         started.elapsed(),
                         loaded.is_ok(),
                     );
-                    let (revision, objects) = loaded?;
-                    next = Some(Index::load(self.catalog.clone(), revision, objects));
+                    next = Some(loaded?);
                     break;
                 }
                 Err(e) => return Err(e.into()),

@@ -30,6 +30,9 @@ pub enum StoreError {
     Compacted(u64),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The runtime shut down while the index was being built from the store.
+    #[error("the load was cancelled")]
+    Cancelled,
     #[error("migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 }

@@ -13,12 +13,13 @@ mod sqlite;
 
 use std::sync::Arc;
 
-use arbiter_core::index::Revision;
+use arbiter_core::index::{Index, Revision};
 use arbiter_core::model::{Object, Op};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;
@@ -321,8 +322,24 @@ pub trait Store: Send + Sync {
     /// The revision of the last committed write; 0 for an empty store.
     async fn head(&self) -> Result<Revision, StoreError>;
 
-    /// Every object and the revision they are at, read in one transaction so that the two agree.
-    async fn load(&self) -> Result<(Revision, Vec<Object>), StoreError>;
+    /// Every object, sent on `pages` a page at a time as they are read and parsed, and the
+    /// revision they are at: all read in one transaction, so that the two agree. It stops reading,
+    /// without error, when the receiver of `pages` goes away.
+    async fn load_pages(&self, pages: mpsc::Sender<Vec<Object>>) -> Result<Revision, StoreError>;
+
+    /// Every object and the revision they are at (see [`Store::load_pages`]).
+    async fn load(&self) -> Result<(Revision, Vec<Object>), StoreError> {
+        let (pages, mut received) = mpsc::channel(PAGES_IN_FLIGHT);
+        let collect = async move {
+            let mut objects = Vec::new();
+            while let Some(page) = received.recv().await {
+                objects.extend(page);
+            }
+            objects
+        };
+        let (revision, objects) = tokio::join!(self.load_pages(pages), collect);
+        Ok((revision?, objects))
+    }
 
     /// Committed changes with a revision above `after`, in revision order, at most `limit`.
     /// Returns [`StoreError::Compacted`] when changes after `after` were removed by compaction.
@@ -416,37 +433,93 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Ok(store)
 }
 
-/// Parses the rows of the objects table on every core: at a million objects, parsing is a third
-/// of a cold start. `columns` gives a row's kind, id and body.
-fn parse_objects<R: Sync>(
-    rows: &[R],
-    columns: impl Fn(&R) -> (&str, &str, &str) + Sync,
-) -> Result<Vec<Object>, StoreError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = rows.len().div_ceil(threads).max(10_000);
-    let parse = |rows: &[R]| {
-        rows.iter()
-            .map(|row| {
-                let (kind, id, body) = columns(row);
-                parse_object(kind, id, body)
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let parts: Vec<Result<Vec<Object>, StoreError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || parse(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+/// How many objects a store reads in one query on load: enough that the round trips cost
+/// little, few enough that reading, parsing and indexing overlap.
+const LOAD_PAGE: i64 = 20_000;
+
+/// How many parsed pages may wait for the reader of [`Store::load_pages`].
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// Reads every object of the store and builds the index from them, as `arbiter serve` does
+/// before it answers. Reading (the store's connection), parsing (the blocking pool, a page behind
+/// the read) and building the index (a blocking thread, a page behind the parse) overlap, so a
+/// cold start costs about its slowest stage rather than the sum of the three.
+pub async fn load_index(
+    store: &dyn Store,
+    catalog: Arc<arbiter_core::catalog::Catalog>,
+) -> Result<Index, StoreError> {
+    let (pages, mut received) = mpsc::channel::<Vec<Object>>(PAGES_IN_FLIGHT);
+    let building = tokio::task::spawn_blocking(move || {
+        Index::load(
+            catalog,
+            0,
+            std::iter::from_fn(move || received.blocking_recv()).flatten(),
+        )
     });
-    let mut objects = Vec::with_capacity(rows.len());
-    for part in parts {
-        objects.extend(part?);
+    let read = store.load_pages(pages).await;
+    let mut index = match building.await {
+        Ok(index) => index,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only when the runtime shuts down under the load.
+            Err(_) => return Err(StoreError::Cancelled),
+        },
+    };
+    index.revision = read?;
+    Ok(index)
+}
+
+/// Parses a store's pages of rows on the blocking pool while it reads the next page, and sends
+/// the objects on in order. `columns` gives a row's kind, id and body.
+struct PageParser<R> {
+    pages: mpsc::Sender<Vec<Object>>,
+    columns: fn(&R) -> (&str, &str, &str),
+    parsing: Option<tokio::task::JoinHandle<Result<Vec<Object>, StoreError>>>,
+}
+
+impl<R: Send + 'static> PageParser<R> {
+    fn new(pages: mpsc::Sender<Vec<Object>>, columns: fn(&R) -> (&str, &str, &str)) -> Self {
+        Self {
+            pages,
+            columns,
+            parsing: None,
+        }
     }
-    Ok(objects)
+
+    /// Starts parsing a page and sends the one before it; false when the receiver went away.
+    async fn push(&mut self, rows: Vec<R>) -> Result<bool, StoreError> {
+        let columns = self.columns;
+        let parsing = tokio::task::spawn_blocking(move || {
+            rows.iter()
+                .map(|row| {
+                    let (kind, id, body) = columns(row);
+                    parse_object(kind, id, body)
+                })
+                .collect()
+        });
+        match self.parsing.replace(parsing) {
+            Some(previous) => self.send(previous).await,
+            None => Ok(true),
+        }
+    }
+
+    /// Sends the last page; false when the receiver went away.
+    async fn finish(mut self) -> Result<bool, StoreError> {
+        match self.parsing.take() {
+            Some(last) => self.send(last).await,
+            None => Ok(true),
+        }
+    }
+
+    async fn send(
+        &self,
+        parsing: tokio::task::JoinHandle<Result<Vec<Object>, StoreError>>,
+    ) -> Result<bool, StoreError> {
+        let objects = parsing
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        Ok(self.pages.send(objects).await.is_ok())
+    }
 }
 
 fn parse_object(kind: &str, id: &str, body: &str) -> Result<Object, StoreError> {

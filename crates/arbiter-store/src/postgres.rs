@@ -8,13 +8,14 @@ use arbiter_core::index::Revision;
 use arbiter_core::model::{Object, Op};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
+use tokio::sync::mpsc;
 
 use crate::{
-    chain_record, chain_rows, parse_objects, parse_ops, parse_time, revision_from_i64,
-    revision_to_i64, to_json, AuditEvent, AuditFilter, AuditHead, AuditRecord, ChainRecord, Change,
-    IdempotencyClaim, IdempotencyRecord, Store, StoreError, UsageCount, AUDIT_COLUMNS,
+    chain_record, chain_rows, parse_ops, parse_time, revision_from_i64, revision_to_i64, to_json,
+    AuditEvent, AuditFilter, AuditHead, AuditRecord, ChainRecord, Change, IdempotencyClaim,
+    IdempotencyRecord, PageParser, Store, StoreError, UsageCount, AUDIT_COLUMNS, LOAD_PAGE,
 };
 
 /// The channel commits are announced on.
@@ -75,19 +76,47 @@ impl Store for PostgresStore {
         Ok(revision_from_i64(head))
     }
 
-    async fn load(&self) -> Result<(Revision, Vec<Object>), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
+    async fn load_pages(&self, pages: mpsc::Sender<Vec<Object>>) -> Result<Revision, StoreError> {
+        // Repeatable read: every page and the head come from one snapshot.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(StoreError::Database)?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM changes")
             .fetch_one(&mut *tx)
             .await
             .map_err(StoreError::Database)?;
-        let rows = sqlx::query("SELECT kind, id, body FROM objects")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::Database)?;
+        let mut parser = PageParser::new(pages, |row: &PgRow| (row.get(0), row.get(1), row.get(2)));
+        // The primary key orders the pages; the first page has no lower bound.
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let query = match &after {
+                None => sqlx::query(
+                    "SELECT kind, id, body FROM objects ORDER BY kind, id LIMIT $1",
+                )
+                .bind(LOAD_PAGE),
+                Some((kind, id)) => sqlx::query(
+                    "SELECT kind, id, body FROM objects WHERE (kind, id) > ($1, $2) ORDER BY kind, id LIMIT $3",
+                )
+                .bind(kind.clone())
+                .bind(id.clone())
+                .bind(LOAD_PAGE),
+            };
+            let rows = query
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+            let Some(last) = rows.last() else { break };
+            after = Some((last.get(0), last.get(1)));
+            let more = rows.len() as i64 == LOAD_PAGE;
+            if !parser.push(rows).await? || !more {
+                break;
+            }
+        }
+        parser.finish().await?;
         tx.commit().await.map_err(StoreError::Database)?;
-        let objects = parse_objects(&rows, |row| (row.get(0), row.get(1), row.get(2)))?;
-        Ok((revision_from_i64(head), objects))
+        Ok(revision_from_i64(head))
     }
 
     async fn changes_since(&self, after: Revision, limit: u32) -> Result<Vec<Change>, StoreError> {

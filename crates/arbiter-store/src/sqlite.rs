@@ -8,13 +8,15 @@ use arbiter_core::index::Revision;
 use arbiter_core::model::{Object, Op};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use tokio::sync::mpsc;
 
 use crate::{
-    chain_record, chain_rows, parse_objects, parse_ops, parse_time, revision_from_i64,
-    revision_to_i64, to_json, AuditEvent, AuditFilter, AuditHead, AuditRecord, ChainRecord, Change,
-    IdempotencyClaim, IdempotencyRecord, Store, StoreError, UsageCount, AUDIT_COLUMNS,
+    chain_record, chain_rows, parse_ops, parse_time, revision_from_i64, revision_to_i64, to_json,
+    AuditEvent, AuditFilter, AuditHead, AuditRecord, ChainRecord, Change, IdempotencyClaim,
+    IdempotencyRecord, PageParser, Store, StoreError, UsageCount, AUDIT_COLUMNS, LOAD_PAGE,
 };
 
 /// The SQLite store.
@@ -73,19 +75,36 @@ impl Store for SqliteStore {
         Ok(revision_from_i64(head))
     }
 
-    async fn load(&self) -> Result<(Revision, Vec<Object>), StoreError> {
+    async fn load_pages(&self, pages: mpsc::Sender<Vec<Object>>) -> Result<Revision, StoreError> {
+        // One read transaction: in WAL mode it sees one snapshot, whatever commits meanwhile.
         let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM changes")
             .fetch_one(&mut *tx)
             .await
             .map_err(StoreError::Database)?;
-        let rows = sqlx::query("SELECT kind, id, body FROM objects")
+        let mut parser = PageParser::new(pages, |row: &SqliteRow| {
+            (row.get(1), row.get(2), row.get(3))
+        });
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query(
+                "SELECT rowid, kind, id, body FROM objects WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            )
+            .bind(after)
+            .bind(LOAD_PAGE)
             .fetch_all(&mut *tx)
             .await
             .map_err(StoreError::Database)?;
+            let Some(last) = rows.last() else { break };
+            after = last.get(0);
+            let more = rows.len() as i64 == LOAD_PAGE;
+            if !parser.push(rows).await? || !more {
+                break;
+            }
+        }
+        parser.finish().await?;
         tx.commit().await.map_err(StoreError::Database)?;
-        let objects = parse_objects(&rows, |row| (row.get(0), row.get(1), row.get(2)))?;
-        Ok((revision_from_i64(head), objects))
+        Ok(revision_from_i64(head))
     }
 
     async fn changes_since(&self, after: Revision, limit: u32) -> Result<Vec<Change>, StoreError> {

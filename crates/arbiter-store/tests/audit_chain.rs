@@ -5,6 +5,8 @@
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
 use arbiter_core::model::{Object, Op, Organization};
@@ -218,26 +220,12 @@ async fn sqlite_chains_records_and_accepts_unchained_ones_only_first() {
 
 #[tokio::test]
 async fn postgres_chains_records() {
-    let Ok(admin_url) = std::env::var("ARBITER_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: ARBITER_TEST_POSTGRES_URL is not set");
+    let Some(db) = common::FreshPostgres::create().await else {
         return;
     };
-    use sqlx::Connection;
-    let name = format!("arbiter_s_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    let url = format!("{base}/{name}");
     {
-        let store = arbiter_store::open(&url).await.unwrap();
+        let store = arbiter_store::open(&db.url).await.unwrap();
         chain_behaves(store).await;
     }
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
+    db.drop_database().await;
 }

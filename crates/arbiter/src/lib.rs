@@ -346,8 +346,7 @@ pub async fn export(
     catalog: Arc<Catalog>,
     json: bool,
 ) -> Result<String, CliError> {
-    let (revision, objects) = store.load().await?;
-    let index = Index::load(catalog, revision, objects);
+    let index = arbiter_store::load_index(store.as_ref(), catalog).await?;
     let bundle = Bundle::from_objects(&index.objects());
     let text = if json {
         serde_json::to_string_pretty(&bundle).map_err(|e| CliError::Api(e.to_string()))?
@@ -374,8 +373,7 @@ pub async fn check(
     c: &OfflineCheck,
 ) -> Result<engine::Decision, CliError> {
     let permission = Permission::parse(&c.permission)?;
-    let (revision, objects) = store.load().await?;
-    let index = Index::load(catalog, revision, objects);
+    let index = arbiter_store::load_index(store.as_ref(), catalog).await?;
     index.validate_permission(Some(&c.organization), &permission)?;
     let resource = ResourceQuery {
         resource_type: c.resource_type.clone(),
@@ -424,8 +422,7 @@ pub async fn check_route(
         ));
     };
     let matched = policy.lookup(method, uri)?;
-    let (revision, objects) = store.load().await?;
-    let index = Index::load(catalog, revision, objects);
+    let index = arbiter_store::load_index(store.as_ref(), catalog).await?;
     if !index.organizations.contains_key(&c.organization) {
         return Err(CliError::Usage(format!(
             "organization `{}` does not exist",
