@@ -6,6 +6,7 @@
 //! counts as false; the reason is kept for the explanation.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -26,6 +27,16 @@ pub struct ConditionInput<'a> {
 }
 
 const MAX_CONDITION_LEN: usize = 4096;
+
+/// A stored condition, compiled once when the index takes it in. `Err` holds why a stored
+/// condition no longer compiles: such a condition never holds. One pointer, as every binding
+/// carries one.
+pub type CompiledCondition = Arc<Result<Condition, String>>;
+
+/// Compiles a stored condition, if there is one.
+pub fn compile_stored(source: Option<&str>) -> Option<CompiledCondition> {
+    source.map(|s| Arc::new(Condition::compile(s).map_err(|e| e.to_string())))
+}
 
 impl Condition {
     /// Compiles `source`; a syntax error names its line and column.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::condition::{Condition, ConditionInput};
+use crate::condition::{CompiledCondition, ConditionInput};
 use crate::grants::CompiledGrant;
 use crate::index::{CompiledBinding, CompiledEntry, CompiledRole, Index, Revision};
 use crate::model::{ApiKey, ApiKeyKind, Id, Node, Properties, Scope, SubjectRef, User};
@@ -354,7 +354,7 @@ impl Evaluation<'_, '_> {
     fn entry(
         &mut self,
         entry: &CompiledEntry,
-        binding_condition: Option<&Result<Arc<Condition>, String>>,
+        binding_condition: Option<&CompiledCondition>,
     ) -> EntryOutcome {
         if !entry.permission.covers(self.request.permission) {
             return EntryOutcome::NotThisPermission;
@@ -446,9 +446,11 @@ impl Evaluation<'_, '_> {
         }
     }
 
-    fn condition(&mut self, condition: &Result<Arc<Condition>, String>) -> Result<(), String> {
-        let condition = match condition {
-            Ok(c) => c.clone(),
+    fn condition(&mut self, condition: &CompiledCondition) -> Result<(), String> {
+        // Held apart from `self`, which building the input borrows.
+        let compiled = condition.clone();
+        let condition = match &*compiled {
+            Ok(c) => c,
             Err(e) => return Err(format!("the condition does not compile: {e}")),
         };
         self.ensure_condition_input();
@@ -758,7 +760,7 @@ pub fn effective_grants(
                     condition: entry
                         .condition
                         .as_ref()
-                        .and_then(|c| c.as_ref().ok())
+                        .and_then(|c| (**c).as_ref().ok())
                         .map(|c| c.source().to_owned()),
                     expires_at: None,
                 });
@@ -787,7 +789,7 @@ pub fn effective_grants(
                     condition: entry
                         .condition
                         .as_ref()
-                        .and_then(|c| c.as_ref().ok())
+                        .and_then(|c| (**c).as_ref().ok())
                         .map(|c| c.source().to_owned())
                         .or_else(|| b.condition.clone()),
                     expires_at: b.expires_at,

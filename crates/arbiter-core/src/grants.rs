@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::index::HashMap;
 use std::sync::Arc;
 
-use crate::condition::Condition;
+use crate::condition::{compile_stored, CompiledCondition};
 use crate::irn::{IrnPattern, Segment};
 use crate::model::ResourceGrant;
 
@@ -18,18 +18,14 @@ pub struct CompiledGrant {
     pub grant: ResourceGrant,
     /// `None` when the stored pattern no longer parses: such a grant never matches.
     pub pattern: Option<IrnPattern>,
-    pub condition: Option<Result<Arc<Condition>, String>>,
+    pub condition: Option<CompiledCondition>,
 }
 
 impl CompiledGrant {
     /// Parses and compiles a stored grant.
     pub fn new(grant: ResourceGrant) -> Self {
         let pattern = IrnPattern::parse(&grant.irn).ok();
-        let condition = grant.condition.as_ref().map(|c| {
-            Condition::compile(c)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        });
+        let condition = compile_stored(grant.condition.as_deref());
         Self {
             grant,
             pattern,

@@ -13,7 +13,7 @@ pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
-use crate::condition::Condition;
+use crate::condition::{compile_stored, CompiledCondition};
 use crate::cowmap::{hash_key, CowMap, CowSet, Keyed};
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::idset::{IdSet, SetOfIds};
@@ -34,7 +34,7 @@ pub struct CompiledEntry {
     pub scope: Scope,
     /// `Err` holds the compile error of a stored condition that no longer compiles; such an entry
     /// never grants.
-    pub condition: Option<Result<Arc<Condition>, String>>,
+    pub condition: Option<CompiledCondition>,
 }
 
 /// A role with its entries compiled.
@@ -54,15 +54,7 @@ pub struct CompiledBinding {
     pub binding: RoleBinding,
     /// The role id's hash, so that the check path finds the role without hashing.
     pub role_hash: u64,
-    pub condition: Option<Result<Arc<Condition>, String>>,
-}
-
-fn compile(source: &Option<String>) -> Option<Result<Arc<Condition>, String>> {
-    source.as_ref().map(|s| {
-        Condition::compile(s)
-            .map(Arc::new)
-            .map_err(|e| e.to_string())
-    })
+    pub condition: Option<CompiledCondition>,
 }
 
 impl CompiledRole {
@@ -184,7 +176,7 @@ fn compile_entry(entry: &RoleEntry) -> CompiledEntry {
     CompiledEntry {
         permission: entry.permission.clone(),
         scope: entry.scope,
-        condition: compile(&entry.condition),
+        condition: compile_stored(entry.condition.as_deref()),
     }
 }
 
@@ -461,7 +453,7 @@ impl Index {
                     .insert(r.id.clone(), Arc::new(CompiledRole::new(r)));
             }
             Object::RoleBinding(b) => {
-                let condition = compile(&b.condition);
+                let condition = compile_stored(b.condition.as_deref());
                 let compiled = Arc::new(CompiledBinding {
                     role_hash: crate::cowmap::hash_key(b.role_id.as_str()),
                     binding: b,
