@@ -176,10 +176,10 @@ fn user_subject<'i>(index: &'i Index, user: &'i Arc<User>, now: DateTime<Utc>) -
     let mut refs = vec![SubjectRef::User(user.id.clone())];
     let mut identities: Vec<&str> = vec![user.id.as_str(), user.email.as_str()];
     identities.extend(user.external_ids.iter().map(String::as_str));
-    if let Some(groups) = index.user_groups.get(&user.id) {
+    if let Some(groups) = index.user_groups(&user.id) {
         refs.extend(groups.iter().map(|g| SubjectRef::Group(g.clone())));
     }
-    if let Some(keys) = index.user_keys.get(&user.id) {
+    if let Some(keys) = index.user_keys(&user.id) {
         for key_id in keys {
             if let Some(key) = index.api_keys.get(key_id) {
                 if key.kind == ApiKeyKind::User && key.is_usable(now) {
@@ -190,8 +190,7 @@ fn user_subject<'i>(index: &'i Index, user: &'i Arc<User>, now: DateTime<Utc>) -
         }
     }
     let spaces = index
-        .user_spaces
-        .get(&user.id)
+        .user_spaces(&user.id)
         .map(|s| s.iter().map(String::as_str).collect())
         .unwrap_or_default();
     Subject {

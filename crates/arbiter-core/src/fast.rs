@@ -10,14 +10,16 @@ use chrono::{DateTime, Utc};
 
 use crate::cowmap::hash_key;
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
-use crate::index::{node_hash, CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings};
+use crate::index::{
+    node_hash, CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings, UserLinks,
+};
 use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
 
 /// Who a check is about.
 enum Who<'i> {
-    /// A user, with the hash of its id: every per-user map is looked up with it.
-    User(&'i User, u64),
+    /// A user, with its record of links (none when it has none).
+    User(&'i User, Option<&'i Arc<UserLinks>>),
     ProjectKey(&'i ApiKey),
 }
 
@@ -123,11 +125,7 @@ struct Fast<'a> {
 impl<'a> Fast<'a> {
     fn in_team(&self, space: &str) -> bool {
         match &self.who {
-            Who::User(u, hash) => self
-                .index
-                .user_spaces
-                .get_hashed(*hash, u.id.as_str())
-                .is_some_and(|s| s.contains(space)),
+            Who::User(_, links) => links.is_some_and(|l| l.spaces.contains(space)),
             Who::ProjectKey(k) => k
                 .project_id
                 .as_deref()
@@ -138,20 +136,16 @@ impl<'a> Fast<'a> {
 
     fn owns(&self, owner: &str) -> bool {
         match &self.who {
-            Who::User(u, hash) => {
+            Who::User(u, links) => {
                 u.id == owner
                     || u.email == owner
                     || u.external_ids.iter().any(|e| e == owner)
-                    || self
-                        .index
-                        .user_keys
-                        .get_hashed(*hash, u.id.as_str())
-                        .is_some_and(|keys| {
-                            keys.contains(owner)
-                                && self.index.api_keys.get(owner).is_some_and(|k| {
-                                    k.kind == ApiKeyKind::User && k.is_usable(self.now)
-                                })
-                        })
+                    || links.is_some_and(|l| {
+                        l.keys.contains(owner)
+                            && self.index.api_keys.get(owner).is_some_and(|k| {
+                                k.kind == ApiKeyKind::User && k.is_usable(self.now)
+                            })
+                    })
             }
             Who::ProjectKey(k) => k.id == owner,
         }
@@ -254,10 +248,10 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
             // Most checks name the user by id: then the reference's hash is the id's.
             let hash = hash_key(reference.as_str());
             match index.users.get_hashed(hash, reference.as_str()) {
-                Some(user) => Who::User(user, hash),
+                Some(user) => Who::User(user, index.user_links.get_hashed(hash, reference)),
                 None => {
                     let user = index.find_user(reference)?;
-                    Who::User(user, hash_key(user.id.as_str()))
+                    Who::User(user, index.user_links.get(&user.id))
                 }
             }
         }
@@ -266,7 +260,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
             match key.kind {
                 ApiKeyKind::User => {
                     let user = index.users.get(&key.user_id)?;
-                    Who::User(user, hash_key(user.id.as_str()))
+                    Who::User(user, index.user_links.get(&user.id))
                 }
                 ApiKeyKind::Project => Who::ProjectKey(key),
             }
@@ -284,35 +278,30 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     };
 
     // The implicit base role of members.
-    if let (Who::User(user, hash), Some(org), Some(base)) = (
+    if let (Who::User(_, links), Some(org), Some(base)) = (
         &fast.who,
         fast.target.organization,
         index.base_role.as_ref(),
     ) {
-        let member = index
-            .user_organizations
-            .get_hashed(*hash, user.id.as_str())
-            .is_some_and(|orgs| orgs.contains(org));
+        let member = links.is_some_and(|l| l.organizations.contains(org));
         if member && fast.role(base, None) {
             return Some(true);
         }
     }
     match fast.who {
-        Who::User(user, hash) => {
-            let id = user.id.as_str();
-            if let Some(nb) = index.user_node_bindings.get_hashed(hash, id) {
-                if fast.node_bindings(nb) {
-                    return Some(true);
-                }
+        Who::User(_, None) => {}
+        Who::User(_, Some(links)) => {
+            if fast.node_bindings(&links.bindings) {
+                return Some(true);
             }
-            for group in index.user_groups.get_hashed(hash, id).into_iter().flatten() {
+            for group in &links.groups {
                 if let Some(nb) = index.group_node_bindings.get(group) {
                     if fast.node_bindings(nb) {
                         return Some(true);
                     }
                 }
             }
-            for key_id in index.user_keys.get_hashed(hash, id).into_iter().flatten() {
+            for key_id in &links.keys {
                 let usable = index
                     .api_keys
                     .get(key_id)
@@ -345,15 +334,13 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     });
     let has_grants = org_has_grants
         && match fast.who {
-            Who::User(user, hash) => {
+            Who::User(user, links) => {
                 has_grants(index, SubjectRefView::User(&user.id))
-                    || index
-                        .user_groups
-                        .get_hashed(hash, user.id.as_str())
-                        .is_some_and(|gs| {
-                            gs.iter()
-                                .any(|g| has_grants(index, SubjectRefView::Group(g)))
-                        })
+                    || links.is_some_and(|l| {
+                        l.groups
+                            .iter()
+                            .any(|g| has_grants(index, SubjectRefView::Group(g)))
+                    })
             }
             Who::ProjectKey(_) => false,
         };

@@ -167,6 +167,28 @@ impl NodeBindings {
     }
 }
 
+/// What the index keeps about one user's relations, in one record, so that the check path finds
+/// them all with one lookup of the user's id.
+#[derive(Clone, Debug, Default)]
+pub struct UserLinks {
+    pub organizations: IdSet,
+    pub spaces: IdSet,
+    pub groups: IdSet,
+    pub keys: IdSet,
+    /// The user's own bindings (not its groups' or keys').
+    pub bindings: NodeBindings,
+}
+
+impl UserLinks {
+    fn is_empty(&self) -> bool {
+        self.organizations.is_empty()
+            && self.spaces.is_empty()
+            && self.groups.is_empty()
+            && self.keys.is_empty()
+            && self.bindings.is_empty()
+    }
+}
+
 /// The hash [`NodeBindings`] sorts a node by.
 pub fn node_hash(node: NodeView<'_>) -> u64 {
     hash_key(&node)
@@ -193,23 +215,19 @@ pub struct Index {
     pub user_by_external_id: CowMap<String, Id>,
     /// `organization/user` → membership.
     pub memberships: CowMap<String, Arc<Membership>>,
-    pub user_organizations: CowMap<Id, IdSet>,
     pub organization_users: CowMap<Id, BTreeSet<Id>>,
     pub spaces: CowMap<Id, Arc<Space>>,
     pub space_members: CowMap<Id, BTreeSet<Id>>,
     /// `space/user` → membership record.
     pub space_memberships: CowMap<String, Arc<SpaceMember>>,
-    pub user_spaces: CowMap<Id, IdSet>,
     pub projects: CowMap<Id, Arc<Project>>,
     pub groups: CowMap<Id, Arc<Group>>,
     pub group_members: CowMap<Id, BTreeSet<Id>>,
     /// `group/user` → membership record.
     pub group_memberships: CowMap<String, Arc<GroupMember>>,
-    pub user_groups: CowMap<Id, IdSet>,
     pub api_keys: CowMap<Id, Arc<ApiKey>>,
     /// Hex SHA-256 of a secret → key id.
     pub key_by_hash: CowMap<String, Id>,
-    pub user_keys: CowMap<Id, IdSet>,
     /// Resource grants by id.
     pub grants: CowMap<Id, Arc<CompiledGrant>>,
     /// Each subject's grants, indexed by pattern.
@@ -223,8 +241,9 @@ pub struct Index {
     pub bindings: CowSet<Arc<CompiledBinding>>,
     /// Each subject's bindings, for explanations, searches and listings.
     pub bindings_by_subject: CowMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
-    /// Each user's, group's and key's bindings by node: what the check path walks.
-    pub user_node_bindings: CowMap<Id, Arc<NodeBindings>>,
+    /// Each user's organizations, spaces, groups, keys and bindings by node, in one record.
+    pub user_links: CowMap<Id, Arc<UserLinks>>,
+    /// Each group's and key's bindings by node: what the check path walks.
     pub group_node_bindings: CowMap<Id, Arc<NodeBindings>>,
     pub key_node_bindings: CowMap<Id, Arc<NodeBindings>>,
     /// The bindings on each node, for subject search.
@@ -277,20 +296,16 @@ impl Index {
             user_by_email: CowMap::default(),
             user_by_external_id: CowMap::default(),
             memberships: CowMap::default(),
-            user_organizations: CowMap::default(),
             organization_users: CowMap::default(),
             spaces: CowMap::default(),
             space_members: CowMap::default(),
             space_memberships: CowMap::default(),
-            user_spaces: CowMap::default(),
             projects: CowMap::default(),
             groups: CowMap::default(),
             group_members: CowMap::default(),
             group_memberships: CowMap::default(),
-            user_groups: CowMap::default(),
             api_keys: CowMap::default(),
             key_by_hash: CowMap::default(),
-            user_keys: CowMap::default(),
             grants: CowMap::default(),
             grants_by_subject: CowMap::default(),
             declared_types: CowMap::default(),
@@ -298,7 +313,7 @@ impl Index {
             roles,
             bindings: CowSet::default(),
             bindings_by_subject: CowMap::default(),
-            user_node_bindings: CowMap::default(),
+            user_links: CowMap::default(),
             group_node_bindings: CowMap::default(),
             key_node_bindings: CowMap::default(),
             bindings_by_node: CowMap::default(),
@@ -329,12 +344,11 @@ impl Index {
     /// Sorts the binding lists that changes left unsorted: the check path searches them.
     fn settle(&mut self) {
         for subject in std::mem::take(&mut self.unsorted_subjects) {
-            let (map, id) = self.node_bindings_of(&subject);
-            if let Some(nb) = map.get_mut(&id) {
+            self.change_node_bindings(&subject, |nb| {
                 if nb.unsorted {
-                    Arc::make_mut(nb).sort();
+                    nb.sort();
                 }
-            }
+            });
         }
     }
 
@@ -368,9 +382,28 @@ impl Index {
 
     /// True when the user is a member (active or pending) of the organization.
     pub fn is_member(&self, organization_id: &str, user_id: &str) -> bool {
-        self.user_organizations
-            .get(user_id)
+        self.user_organizations(user_id)
             .is_some_and(|orgs| orgs.contains(organization_id))
+    }
+
+    /// The organizations a user is a member of.
+    pub fn user_organizations(&self, user_id: &str) -> Option<&IdSet> {
+        self.user_links.get(user_id).map(|l| &l.organizations)
+    }
+
+    /// The spaces a user is a member of.
+    pub fn user_spaces(&self, user_id: &str) -> Option<&IdSet> {
+        self.user_links.get(user_id).map(|l| &l.spaces)
+    }
+
+    /// The groups a user is a member of.
+    pub fn user_groups(&self, user_id: &str) -> Option<&IdSet> {
+        self.user_links.get(user_id).map(|l| &l.groups)
+    }
+
+    /// A user's API keys.
+    pub fn user_keys(&self, user_id: &str) -> Option<&IdSet> {
+        self.user_links.get(user_id).map(|l| &l.keys)
     }
 
     /// A registered resource.
@@ -417,7 +450,9 @@ impl Index {
                 self.users.insert(Arc::new(u));
             }
             Object::Membership(m) => {
-                insert_set(&mut self.user_organizations, &m.user_id, &m.organization_id);
+                self.user_links_mut(&m.user_id)
+                    .organizations
+                    .add(&m.organization_id);
                 insert_set(&mut self.organization_users, &m.organization_id, &m.user_id);
                 self.memberships
                     .insert(pair_key(&m.organization_id, &m.user_id), Arc::new(m));
@@ -427,7 +462,7 @@ impl Index {
             }
             Object::SpaceMember(m) => {
                 insert_set(&mut self.space_members, &m.space_id, &m.user_id);
-                insert_set(&mut self.user_spaces, &m.user_id, &m.space_id);
+                self.user_links_mut(&m.user_id).spaces.add(&m.space_id);
                 self.space_memberships
                     .insert(pair_key(&m.space_id, &m.user_id), Arc::new(m));
             }
@@ -439,13 +474,13 @@ impl Index {
             }
             Object::GroupMember(m) => {
                 insert_set(&mut self.group_members, &m.group_id, &m.user_id);
-                insert_set(&mut self.user_groups, &m.user_id, &m.group_id);
+                self.user_links_mut(&m.user_id).groups.add(&m.group_id);
                 self.group_memberships
                     .insert(pair_key(&m.group_id, &m.user_id), Arc::new(m));
             }
             Object::ApiKey(k) => {
                 self.key_by_hash.insert(k.secret_hash.clone(), k.id.clone());
-                insert_set(&mut self.user_keys, &k.user_id, &k.id);
+                self.user_links_mut(&k.user_id).keys.add(&k.id);
                 self.api_keys.insert(k.id.clone(), Arc::new(k));
             }
             Object::Role(r) => {
@@ -466,8 +501,7 @@ impl Index {
                     .entry_or_default(compiled.binding.node.clone())
                     .push(compiled.clone());
                 let subject = compiled.binding.subject.clone();
-                let (map, id) = self.node_bindings_of(&subject);
-                let nb = Arc::make_mut(map.entry_or_default(id));
+                let nb = self.node_bindings_mut(&subject);
                 nb.push(compiled.clone());
                 if nb.unsorted {
                     self.unsorted_subjects.push(subject);
@@ -523,7 +557,9 @@ impl Index {
             }
             ObjectKind::Membership => {
                 if let Some(m) = self.memberships.remove(id) {
-                    remove_set(&mut self.user_organizations, &m.user_id, &m.organization_id);
+                    self.change_user_links(&m.user_id, |l| {
+                        l.organizations.take_out(&m.organization_id)
+                    });
                     remove_set(&mut self.organization_users, &m.organization_id, &m.user_id);
                 }
             }
@@ -533,7 +569,7 @@ impl Index {
             ObjectKind::SpaceMember => {
                 if let Some(m) = self.space_memberships.remove(id) {
                     remove_set(&mut self.space_members, &m.space_id, &m.user_id);
-                    remove_set(&mut self.user_spaces, &m.user_id, &m.space_id);
+                    self.change_user_links(&m.user_id, |l| l.spaces.take_out(&m.space_id));
                 }
             }
             ObjectKind::Project => {
@@ -545,13 +581,13 @@ impl Index {
             ObjectKind::GroupMember => {
                 if let Some(m) = self.group_memberships.remove(id) {
                     remove_set(&mut self.group_members, &m.group_id, &m.user_id);
-                    remove_set(&mut self.user_groups, &m.user_id, &m.group_id);
+                    self.change_user_links(&m.user_id, |l| l.groups.take_out(&m.group_id));
                 }
             }
             ObjectKind::ApiKey => {
                 if let Some(k) = self.api_keys.remove(id) {
                     self.key_by_hash.remove(&k.secret_hash);
-                    remove_set(&mut self.user_keys, &k.user_id, &k.id);
+                    self.change_user_links(&k.user_id, |l| l.keys.take_out(&k.id));
                 }
             }
             ObjectKind::Role => {
@@ -567,13 +603,7 @@ impl Index {
                             self.bindings_by_subject.remove(&b.binding.subject);
                         }
                     }
-                    let (map, subject_id) = self.node_bindings_of(&b.binding.subject);
-                    if let Some(nb) = map.get_mut(&subject_id) {
-                        Arc::make_mut(nb).remove(&b);
-                        if nb.is_empty() {
-                            map.remove(&subject_id);
-                        }
-                    }
+                    self.change_node_bindings(&b.binding.subject, |nb| nb.remove(&b));
                     if let Some(list) = self.bindings_by_node.get_mut(&b.binding.node) {
                         list.retain(|x| x.binding.id != id);
                         if list.is_empty() {
@@ -624,14 +654,54 @@ impl Index {
         }
     }
 
-    fn node_bindings_of(
+    /// A user's record, to change; created empty when absent.
+    fn user_links_mut(&mut self, user_id: &str) -> &mut UserLinks {
+        Arc::make_mut(self.user_links.entry_or_default(user_id.to_owned()))
+    }
+
+    /// Changes a user's record, if there is one, and drops it when nothing is left in it.
+    fn change_user_links(&mut self, user_id: &str, change: impl FnOnce(&mut UserLinks)) {
+        if let Some(links) = self.user_links.get_mut(user_id) {
+            let links = Arc::make_mut(links);
+            change(links);
+            if links.is_empty() {
+                self.user_links.remove(user_id);
+            }
+        }
+    }
+
+    /// A subject's bindings by node, to change; created empty when absent.
+    fn node_bindings_mut(&mut self, subject: &SubjectRef) -> &mut NodeBindings {
+        match subject {
+            SubjectRef::User(id) => &mut self.user_links_mut(id).bindings,
+            SubjectRef::Group(id) => {
+                Arc::make_mut(self.group_node_bindings.entry_or_default(id.clone()))
+            }
+            SubjectRef::ApiKey(id) => {
+                Arc::make_mut(self.key_node_bindings.entry_or_default(id.clone()))
+            }
+        }
+    }
+
+    /// Changes a subject's bindings by node, if it has any, and drops the entry left empty.
+    fn change_node_bindings(
         &mut self,
         subject: &SubjectRef,
-    ) -> (&mut CowMap<Id, Arc<NodeBindings>>, Id) {
-        match subject {
-            SubjectRef::User(id) => (&mut self.user_node_bindings, id.clone()),
-            SubjectRef::Group(id) => (&mut self.group_node_bindings, id.clone()),
-            SubjectRef::ApiKey(id) => (&mut self.key_node_bindings, id.clone()),
+        change: impl FnOnce(&mut NodeBindings),
+    ) {
+        let (map, id) = match subject {
+            SubjectRef::User(id) => {
+                return self.change_user_links(id, |l| change(&mut l.bindings));
+            }
+            SubjectRef::Group(id) => (&mut self.group_node_bindings, id),
+            SubjectRef::ApiKey(id) => (&mut self.key_node_bindings, id),
+        };
+        if let Some(nb) = map.get_mut(id) {
+            let nb = Arc::make_mut(nb);
+            change(nb);
+            if nb.is_empty() {
+                map.remove(id);
+            }
         }
     }
 

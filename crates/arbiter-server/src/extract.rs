@@ -297,8 +297,7 @@ impl Caller {
         match (&self.user, &self.key.organization_id) {
             (Some(user), _) => self
                 .index
-                .user_organizations
-                .get(&user.id)
+                .user_organizations(&user.id)
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default(),
             (None, Some(org)) => vec![org.clone()],

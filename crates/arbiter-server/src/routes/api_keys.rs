@@ -52,8 +52,7 @@ fn platform_bound(index: &Index, user_id: &str) -> bool {
     };
     bound(&arbiter_core::model::SubjectRef::User(user_id.to_owned()))
         || index
-            .user_keys
-            .get(user_id)
+            .user_keys(user_id)
             .into_iter()
             .flatten()
             .any(|k| bound(&arbiter_core::model::SubjectRef::ApiKey(k.clone())))
@@ -138,8 +137,7 @@ fn require_in_every_organization_of(caller: &Caller, user_id: &str) -> Result<()
     let permission = Permission::parse(WRITE)?;
     let everywhere = caller
         .index
-        .user_organizations
-        .get(user_id)
+        .user_organizations(user_id)
         .into_iter()
         .flatten()
         .all(|org| {
@@ -189,8 +187,7 @@ pub async fn list(
         (None, None) => caller.key.user_id.clone(),
     };
     let mut keys: Vec<Arc<ApiKey>> = index
-        .user_keys
-        .get(&user_id)
+        .user_keys(&user_id)
         .into_iter()
         .flatten()
         .filter_map(|k| index.api_keys.get(k).cloned())

@@ -175,8 +175,7 @@ pub fn user_visible(caller: &Caller, user_id: &str) -> bool {
         && (caller.holds_on_platform("user:read")
             || caller
                 .index
-                .user_organizations
-                .get(user_id)
+                .user_organizations(user_id)
                 .into_iter()
                 .flatten()
                 .any(|org| caller.decide(Some(org), &read, &target).allowed))

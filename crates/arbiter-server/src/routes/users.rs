@@ -256,8 +256,7 @@ pub async fn patch(
     // in each of them.
     let others = ctx
         .index()
-        .user_organizations
-        .get(&user.id)
+        .user_organizations(&user.id)
         .cloned()
         .unwrap_or_default();
     let permission = arbiter_core::permission::Permission::parse("user:write")?;
@@ -293,7 +292,7 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
             });
         }
     }
-    for space in index.user_spaces.get(user_id).into_iter().flatten() {
+    for space in index.user_spaces(user_id).into_iter().flatten() {
         if index
             .spaces
             .get(space)
@@ -307,7 +306,7 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
             });
         }
     }
-    for group in index.user_groups.get(user_id).into_iter().flatten() {
+    for group in index.user_groups(user_id).into_iter().flatten() {
         if index
             .groups
             .get(group)
@@ -322,8 +321,7 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
         }
     }
     let keys: Vec<Arc<ApiKey>> = index
-        .user_keys
-        .get(user_id)
+        .user_keys(user_id)
         .into_iter()
         .flatten()
         .filter_map(|k| index.api_keys.get(k).cloned())
@@ -342,8 +340,7 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
     });
     let last = !on_platform
         && index
-            .user_organizations
-            .get(user_id)
+            .user_organizations(user_id)
             .is_none_or(|orgs| orgs.iter().all(|o| o == org));
     for subject in &subjects {
         for b in index.bindings_by_subject.get(subject).into_iter().flatten() {
@@ -462,8 +459,7 @@ pub async fn auth_info(caller: Caller) -> Result<Json<Value>, ApiError> {
     }
     let keys: Vec<Value> = match &caller.user {
         Some(user) => index
-            .user_keys
-            .get(&user.id)
+            .user_keys(&user.id)
             .into_iter()
             .flatten()
             .filter_map(|k| index.api_keys.get(k))
