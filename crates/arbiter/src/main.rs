@@ -7,6 +7,11 @@ use arbiter::{CliError, OfflineCheck, OfflineRouteCheck};
 use arbiter_core::engine::SubjectQuery;
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: a request allocates and frees many small
+/// buffers, where glibc's allocator spent about a sixth of the server's time under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "arbiter", version, about = "Authorization for AI/ML platforms")]
 struct Cli {
