@@ -41,6 +41,15 @@ pub fn hour_text(hour: i64) -> String {
 impl UsageCounter {
     /// Counts one decision.
     pub fn count(&self, organization_id: &str, allowed: bool) {
+        self.count_many(organization_id, u64::from(allowed), u64::from(!allowed));
+    }
+
+    /// Counts the decisions of a batch at once: a lock and a clock reading per request, not per
+    /// decision.
+    pub fn count_many(&self, organization_id: &str, allowed: u64, denied: u64) {
+        if allowed + denied == 0 {
+            return;
+        }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         std::thread::current().id().hash(&mut hasher);
         let shard = (hasher.finish() as usize) % SHARDS;
@@ -54,11 +63,8 @@ impl UsageCounter {
             None => counts.entry(organization_id.to_owned()).or_default(),
         };
         let cell = per_hour.entry(hour).or_insert((0, 0));
-        if allowed {
-            cell.0 += 1;
-        } else {
-            cell.1 += 1;
-        }
+        cell.0 += allowed;
+        cell.1 += denied;
     }
 
     /// Takes every pending count.

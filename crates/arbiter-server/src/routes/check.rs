@@ -291,25 +291,6 @@ async fn fresher(
     }
 }
 
-/// `at_least_revision` of a raw batch item.
-fn wanted_of(item: &Value) -> Result<Option<u64>, ApiError> {
-    match item.get("at_least_revision") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| ApiError::field("at_least_revision", "must be a revision number")),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::field("at_least_revision", "must be a revision number")),
-        Some(_) => Err(ApiError::field(
-            "at_least_revision",
-            "must be a revision number",
-        )),
-    }
-}
-
 /// `POST /v1/check`: `check:execute` unless the subject is the caller.
 pub async fn check(
     State(state): State<Arc<AppState>>,
@@ -337,7 +318,23 @@ pub async fn check(
 
 #[derive(Deserialize)]
 pub struct BatchBody {
-    checks: Vec<Value>,
+    /// Each item as its raw JSON, parsed on its own: an invalid item answers its error in place,
+    /// and a valid one is read straight into a [`CheckBody`] without a `Value` tree first.
+    checks: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// One answer of a batch.
+// Boxing the answer would cost an allocation per decision; the results live for one response.
+#[allow(clippy::large_enum_variant)]
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchResult {
+    Decided(CheckAnswer),
+    Failed {
+        allowed: bool,
+        revision: String,
+        error: Value,
+    },
 }
 
 /// `POST /v1/check/batch`: answers in the order asked; an invalid item answers its error in
@@ -354,40 +351,54 @@ pub async fn batch(
             format!("must hold at most {MAX_BATCH} checks"),
         ));
     }
-    let mut wanted = None;
-    for item in &body.checks {
-        wanted = wanted.max(wanted_of(item).unwrap_or(None));
-    }
-    let ctx = Ctx::resolve(fresher(&state, caller, wanted).await?, &headers)?;
-    let parsed: Vec<Result<Parsed, ApiError>> = body
+    let items: Vec<Result<CheckBody, ApiError>> = body
         .checks
-        .into_iter()
+        .iter()
         .map(|item| {
-            serde_json::from_value::<CheckBody>(item)
+            serde_json::from_str::<CheckBody>(item.get())
                 .map_err(|e| ApiError::InvalidBody(e.to_string()))
-                .and_then(|b| parse(&ctx, ctx.index(), b))
         })
+        .collect();
+    // The newest revision any valid item asks for.
+    let wanted = items
+        .iter()
+        .flatten()
+        .filter_map(|b| b.at_least_revision.as_ref()?.value().ok())
+        .max();
+    let ctx = Ctx::resolve(fresher(&state, caller, wanted).await?, &headers)?;
+    let parsed: Vec<Result<Parsed, ApiError>> = items
+        .into_iter()
+        .map(|item| item.and_then(|b| parse(&ctx, ctx.index(), b)))
         .collect();
     if parsed.iter().flatten().any(|p| !ctx.is_caller(&p.subject)) {
         ctx.require_check_execute()?;
     }
     let index = ctx.caller.index.clone();
-    let results: Vec<Value> = parsed
+    let mut allowed = 0;
+    let results: Vec<BatchResult> = parsed
         .iter()
         .map(|p| match p {
             Ok(p) => {
                 let started = std::time::Instant::now();
                 let answer = decide(&ctx, &index, p);
-                state.usage.count(ctx.org_id(), answer.allowed);
+                allowed += u64::from(answer.allowed);
                 observe(&state, &ctx, DecisionApi::Batch, p, &answer, started);
-                json!(answer)
+                BatchResult::Decided(answer)
             }
             Err(e) => {
                 let (status, code) = e.status_and_code();
-                json!({"allowed": false, "revision": index.revision.to_string(), "error": {"code": code, "message": e.to_string(), "status": status.as_u16()}})
+                BatchResult::Failed {
+                    allowed: false,
+                    revision: index.revision.to_string(),
+                    error: json!({"code": code, "message": e.to_string(), "status": status.as_u16()}),
+                }
             }
         })
         .collect();
+    let decided = parsed.iter().flatten().count() as u64;
+    state
+        .usage
+        .count_many(ctx.org_id(), allowed, decided - allowed);
     Ok(Json(json!({"results": results})))
 }
 
