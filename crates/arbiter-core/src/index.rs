@@ -131,13 +131,15 @@ pub struct NodeBindings {
 
 impl NodeBindings {
     /// Appends a binding; the caller sorts (see [`Index::settle`]) before anyone reads, so
-    /// that adding many bindings to one subject does not cost a copy of its list each.
-    fn push(&mut self, binding: Arc<CompiledBinding>) {
+    /// that adding many bindings to one subject does not cost a copy of its list each. True
+    /// when this left a sorted list unsorted.
+    fn push(&mut self, binding: Arc<CompiledBinding>) -> bool {
         let hash = node_hash(binding.binding.node.view());
-        if self.by_node.last().is_some_and(|(last, _)| *last > hash) {
-            self.unsorted = true;
-        }
+        let breaks_order =
+            !self.unsorted && self.by_node.last().is_some_and(|(last, _)| *last > hash);
+        self.unsorted |= breaks_order;
         self.by_node.push((hash, binding));
+        breaks_order
     }
 
     fn sort(&mut self) {
@@ -500,11 +502,12 @@ impl Index {
                 self.bindings_by_node
                     .entry_or_default(compiled.binding.node.clone())
                     .push(compiled.clone());
-                let subject = compiled.binding.subject.clone();
-                let nb = self.node_bindings_mut(&subject);
-                nb.push(compiled.clone());
-                if nb.unsorted {
-                    self.unsorted_subjects.push(subject);
+                if self
+                    .node_bindings_mut(&compiled.binding.subject)
+                    .push(compiled.clone())
+                {
+                    self.unsorted_subjects
+                        .push(compiled.binding.subject.clone());
                 }
                 self.bindings.insert(compiled);
             }
