@@ -1,8 +1,9 @@
 //! The check path: the same decision as the reference evaluator in [`crate::engine`], made
-//! without allocating. It looks up only the bindings on the resource's ancestors (per subject,
-//! per node, in one sorted array), finds a role's entries for the permission by hash, and resolves the subject and the
-//! resource to borrowed views. Whatever it does not handle itself (conditions, grant criteria) it
-//! leaves to the reference evaluator by answering `None`.
+//! without allocating. It looks up only the bindings on the resource's ancestors (each
+//! subject's bindings in one array sorted by node), finds a role's entries for the permission
+//! by hash, and resolves the subject and the resource to borrowed views. Whatever it does not
+//! handle itself (conditions, grant criteria) it leaves to the reference evaluator by answering
+//! `None`.
 
 use std::sync::Arc;
 
@@ -212,8 +213,8 @@ impl<'a> Fast<'a> {
     }
 }
 
-/// The nodes a binding may be on to apply to the resource, nearest last, with their hashes:
-/// the platform, the resource itself, its project, its space, its organization.
+/// The nodes a binding may be on to apply to the resource, with their hashes, in the order they
+/// are tried: the platform, the resource itself, its project, its space, its organization.
 fn chain<'a>(target: &TargetView<'a>) -> [Option<(u64, NodeView<'a>)>; 5] {
     let with_hash = |node: NodeView<'a>| (node_hash(node), node);
     let mut chain = [Some(with_hash(NodeView::Platform)), None, None, None, None];

@@ -457,16 +457,18 @@ pub async fn load_index(
         )
     });
     let read = store.load_pages(pages).await;
-    let mut index = match building.await {
-        Ok(index) => index,
-        Err(e) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            // Only when the runtime shuts down under the load.
-            Err(_) => return Err(StoreError::Cancelled),
-        },
-    };
+    let mut index = joined(building.await)?;
     index.revision = read?;
     Ok(index)
+}
+
+/// The value of a blocking task: its panic goes on in the caller; it is cancelled only when the
+/// runtime shuts down under the load.
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> Result<T, StoreError> {
+    result.map_err(|e| match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => StoreError::Cancelled,
+    })
 }
 
 /// Parses a store's pages of rows on the blocking pool while it reads the next page, and sends
@@ -515,9 +517,7 @@ impl<R: Send + 'static> PageParser<R> {
         &self,
         parsing: tokio::task::JoinHandle<Result<Vec<Object>, StoreError>>,
     ) -> Result<bool, StoreError> {
-        let objects = parsing
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let objects = joined(parsing.await)??;
         Ok(self.pages.send(objects).await.is_ok())
     }
 }
