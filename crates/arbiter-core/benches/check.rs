@@ -10,9 +10,7 @@
 // Benchmarks fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,30 +18,12 @@ use arbiter_core::catalog::Catalog;
 use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
 use arbiter_core::model::{Node, Object, Op, RoleBinding, SubjectRef};
-use arbiter_core::workload::{generate, ORG};
+use arbiter_core::workload::{generate, CountingAllocator, ORG};
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-/// Counts live heap bytes, to measure the index.
-struct Measuring;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Measuring {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Measuring = Measuring;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -67,12 +47,12 @@ fn bench(c: &mut Criterion) {
             .cloned()
             .map(|object| Op::Put { object })
             .collect();
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = CountingAllocator::live_bytes();
         let started = Instant::now();
         let mut index = Index::new(catalog.clone());
         index.apply(1, &ops);
         let build = started.elapsed();
-        let bytes = LIVE.load(Ordering::Relaxed) - before;
+        let bytes = CountingAllocator::live_bytes() - before;
         drop(ops);
         let now = Utc::now();
         let queries: Vec<(SubjectQuery, ResourceQuery)> = workload

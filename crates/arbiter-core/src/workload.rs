@@ -5,7 +5,9 @@
 //! computed independently, from a plain map of (user, project) to permissions, so that a
 //! benchmark can assert the engine before timing it.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -263,5 +265,51 @@ pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
         baseline,
         baseline_strings,
         role_permissions,
+    }
+}
+
+/// The system allocator, counting live heap bytes and allocation calls: for the benchmarks
+/// (how much an index holds) and the allocation test (that a check allocates nothing). A bench
+/// or test installs it with `#[global_allocator] static A: CountingAllocator = CountingAllocator;`.
+pub struct CountingAllocator;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+impl CountingAllocator {
+    /// Heap bytes allocated and not yet freed, by every thread.
+    pub fn live_bytes() -> isize {
+        LIVE_BYTES.load(Ordering::Relaxed)
+    }
+
+    /// Allocation calls so far (reallocations included), by every thread.
+    pub fn allocations() -> usize {
+        ALLOCATIONS.load(Ordering::Relaxed)
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters are atomics.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

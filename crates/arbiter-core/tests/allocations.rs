@@ -4,39 +4,17 @@
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arbiter_core::catalog::Catalog;
 use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
 use arbiter_core::model::{GrantSubject, Object, Op, ResourceGrant};
-use arbiter_core::workload::{generate, ORG};
+use arbiter_core::workload::{generate, CountingAllocator, ORG};
 use chrono::Utc;
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn a_check_allocates_nothing() {
@@ -82,7 +60,7 @@ fn a_check_allocates_nothing() {
         .collect();
     let now = Utc::now();
     let mut allowed = 0;
-    COUNTING.store(true, Ordering::SeqCst);
+    let before = CountingAllocator::allocations();
     for (c, (subject, resource)) in workload
         .checks
         .iter()
@@ -106,14 +84,10 @@ fn a_check_allocates_nothing() {
         allowed += usize::from(decision.allowed);
         assert_eq!(decision.allowed, c.expected);
     }
-    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = CountingAllocator::allocations() - before;
     assert!(
         allowed > 0 && allowed < workload.checks.len(),
         "a mix of allowed and denied"
     );
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::SeqCst),
-        0,
-        "allocations on the check path"
-    );
+    assert_eq!(allocations, 0, "allocations on the check path");
 }

@@ -11,42 +11,14 @@
 // Benchmarks fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use arbiter_core::workload::{generate, Workload};
+use arbiter_core::workload::{generate, CountingAllocator, Workload};
 use arbiter_peers::{ArbiterPeer, CasbinPeer, CedarPeer};
 
-/// Counts live heap bytes, to measure what each engine holds.
-struct Measuring;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Measuring {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Measuring = Measuring;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(name)
@@ -57,12 +29,12 @@ fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
 
 /// Loads an engine, returning it with the heap bytes it holds and the time loading took.
 fn load<T>(load: impl FnOnce() -> T) -> (T, isize, Duration) {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = CountingAllocator::live_bytes();
     let started = Instant::now();
     let engine = load();
     (
         engine,
-        LIVE.load(Ordering::Relaxed) - before,
+        CountingAllocator::live_bytes() - before,
         started.elapsed(),
     )
 }
