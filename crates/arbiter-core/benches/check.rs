@@ -18,7 +18,7 @@ use arbiter_core::catalog::Catalog;
 use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
 use arbiter_core::model::{Node, Object, Op, RoleBinding, SubjectRef};
-use arbiter_core::workload::{generate, CountingAllocator, ORG};
+use arbiter_core::workload::{generate, CountingAllocator, WorkloadCheck, ORG};
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -41,12 +41,7 @@ fn bench(c: &mut Criterion) {
     let catalog = Arc::new(Catalog::builtin().expect("catalog"));
     for users in sizes() {
         let workload = generate(users, 10_000, 42);
-        let ops: Vec<Op> = workload
-            .objects
-            .iter()
-            .cloned()
-            .map(|object| Op::Put { object })
-            .collect();
+        let ops = workload.ops();
         let before = CountingAllocator::live_bytes();
         let started = Instant::now();
         let mut index = Index::new(catalog.clone());
@@ -55,20 +50,8 @@ fn bench(c: &mut Criterion) {
         let bytes = CountingAllocator::live_bytes() - before;
         drop(ops);
         let now = Utc::now();
-        let queries: Vec<(SubjectQuery, ResourceQuery)> = workload
-            .checks
-            .iter()
-            .map(|c| {
-                (
-                    SubjectQuery::User(c.user_id.clone()),
-                    ResourceQuery {
-                        resource_type: "model".to_owned(),
-                        id: c.model_id.clone(),
-                        properties: Default::default(),
-                    },
-                )
-            })
-            .collect();
+        let queries: Vec<(SubjectQuery, ResourceQuery)> =
+            workload.checks.iter().map(WorkloadCheck::queries).collect();
         let decide = |index: &Index, i: usize| {
             let (subject, resource) = &queries[i];
             check(

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 
+use crate::engine::{ResourceQuery, SubjectQuery};
 use crate::model::{
-    Membership, MembershipStatus, Node, Object, Organization, Project, Resource, Role, RoleBinding,
-    RoleEntry, Scope, Space, SubjectRef, User,
+    Membership, MembershipStatus, Node, Object, Op, Organization, Project, Resource, Role,
+    RoleBinding, RoleEntry, Scope, Space, SubjectRef, User,
 };
 use crate::permission::Permission;
 
@@ -71,6 +72,20 @@ pub struct WorkloadCheck {
     pub expected: bool,
 }
 
+impl WorkloadCheck {
+    /// The check's subject and resource, as the engine takes them.
+    pub fn queries(&self) -> (SubjectQuery, ResourceQuery) {
+        (
+            SubjectQuery::User(self.user_id.clone()),
+            ResourceQuery {
+                resource_type: "model".to_owned(),
+                id: self.model_id.clone(),
+                properties: Default::default(),
+            },
+        )
+    }
+}
+
 /// The generated workload.
 pub struct Workload {
     pub objects: Vec<Object>,
@@ -83,6 +98,17 @@ pub struct Workload {
     pub baseline_strings: HashMap<String, HashSet<String>>,
     /// The permissions of each role.
     pub role_permissions: Vec<Vec<Permission>>,
+}
+
+impl Workload {
+    /// Every object, as the ops of one write.
+    pub fn ops(&self) -> Vec<Op> {
+        self.objects
+            .iter()
+            .cloned()
+            .map(|object| Op::Put { object })
+            .collect()
+    }
 }
 
 /// Every permission the workload uses: the product of its types and actions.

@@ -10,7 +10,7 @@ use arbiter_core::catalog::Catalog;
 use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
 use arbiter_core::model::{GrantSubject, Object, Op, ResourceGrant};
-use arbiter_core::workload::{generate, CountingAllocator, ORG};
+use arbiter_core::workload::{generate, CountingAllocator, WorkloadCheck, ORG};
 use chrono::Utc;
 
 #[global_allocator]
@@ -33,31 +33,12 @@ fn a_check_allocates_nothing() {
         created_at: Utc::now(),
         updated_at: Utc::now(),
     });
-    index.apply(
-        1,
-        &workload
-            .objects
-            .iter()
-            .cloned()
-            .chain([grant])
-            .map(|object| Op::Put { object })
-            .collect::<Vec<_>>(),
-    );
+    let mut ops = workload.ops();
+    ops.push(Op::Put { object: grant });
+    index.apply(1, &ops);
     assert!(!index.grants_by_organization.is_empty());
-    let queries: Vec<(SubjectQuery, ResourceQuery)> = workload
-        .checks
-        .iter()
-        .map(|c| {
-            (
-                SubjectQuery::User(c.user_id.clone()),
-                ResourceQuery {
-                    resource_type: "model".into(),
-                    id: c.model_id.clone(),
-                    properties: Default::default(),
-                },
-            )
-        })
-        .collect();
+    let queries: Vec<(SubjectQuery, ResourceQuery)> =
+        workload.checks.iter().map(WorkloadCheck::queries).collect();
     let now = Utc::now();
     let mut allowed = 0;
     let before = CountingAllocator::allocations();

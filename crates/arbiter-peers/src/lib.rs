@@ -26,7 +26,7 @@ use std::sync::Arc;
 use arbiter_core::catalog::Catalog;
 use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
-use arbiter_core::model::{Node, Object, Op, SubjectRef};
+use arbiter_core::model::{Node, Object, SubjectRef};
 use arbiter_core::permission::Permission;
 use arbiter_core::workload::{Workload, ORG};
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
@@ -100,14 +100,8 @@ pub struct ArbiterRequest {
 impl ArbiterPeer {
     pub fn load(workload: &Workload) -> Result<Self, LoadError> {
         let catalog = Arc::new(Catalog::builtin().map_err(|e| load_error("catalog", e))?);
-        let ops: Vec<Op> = workload
-            .objects
-            .iter()
-            .cloned()
-            .map(|object| Op::Put { object })
-            .collect();
         let mut index = Index::new(catalog);
-        index.apply(1, &ops);
+        index.apply(1, &workload.ops());
         Ok(Self {
             index,
             now: Utc::now(),
@@ -119,14 +113,13 @@ impl ArbiterPeer {
         workload
             .checks
             .iter()
-            .map(|c| ArbiterRequest {
-                subject: SubjectQuery::User(c.user_id.clone()),
-                resource: ResourceQuery {
-                    resource_type: "model".to_owned(),
-                    id: c.model_id.clone(),
-                    properties: Default::default(),
-                },
-                permission: c.permission.clone(),
+            .map(|c| {
+                let (subject, resource) = c.queries();
+                ArbiterRequest {
+                    subject,
+                    resource,
+                    permission: c.permission.clone(),
+                }
             })
             .collect()
     }

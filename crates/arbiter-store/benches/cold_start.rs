@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arbiter_core::catalog::Catalog;
-use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
+use arbiter_core::engine::{check, CheckRequest};
 use arbiter_core::index::Index;
 use arbiter_core::model::{Object, Op};
 use arbiter_core::workload::{generate, ORG};
@@ -72,12 +72,7 @@ async fn main() {
         assert_eq!(loaded_revision, revision);
         assert_eq!(index.bindings.len(), workload.bindings);
         let c = &workload.checks[0];
-        let subject = SubjectQuery::User(c.user_id.clone());
-        let resource = ResourceQuery {
-            resource_type: "model".to_owned(),
-            id: c.model_id.clone(),
-            properties: Default::default(),
-        };
+        let (subject, resource) = c.queries();
         let decision = check(
             &index,
             &CheckRequest {
