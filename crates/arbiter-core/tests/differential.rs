@@ -97,7 +97,7 @@ fn world() -> impl Strategy<Value = World> {
 
 const TYPES: [&str; 3] = ["model", "dataset", "job"];
 
-fn build(w: &World) -> Index {
+fn build(w: &World) -> (Index, Vec<Object>) {
     let now = Utc::now();
     let catalog = Arc::new(Catalog::builtin().unwrap());
     let mut objects = vec![Object::Organization(Organization {
@@ -275,11 +275,12 @@ fn build(w: &World) -> Index {
     index.apply(
         1,
         &objects
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|object| Op::Put { object })
             .collect::<Vec<_>>(),
     );
-    index
+    (index, objects)
 }
 
 fn rand_id() -> u64 {
@@ -339,31 +340,59 @@ fn resources() -> Vec<ResourceQuery> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn the_check_path_agrees_with_the_reference(w in world()) {
-        let index = build(&w);
-        let now = Utc::now();
-        for subject in subjects(&w) {
-            for resource in resources() {
-                for p in PERMISSIONS {
-                    let permission = Permission::parse(p).unwrap();
-                    for org in [Some("o"), None] {
-                        let request = |explain| CheckRequest {
-                            organization_id: org,
-                            subject: &subject,
-                            subject_properties: None,
-                            permission: &permission,
-                            resource: &resource,
-                            action_properties: None,
-                            context: None,
-                            now,
-                            explain,
-                        };
-                        let fast = check(&index, &request(false)).allowed;
-                        let reference = reference_check(&index, &request(false)).allowed;
-                        prop_assert_eq!(fast, reference, "{:?} {} {:?} in {:?}", subject, p, resource, org);
-                    }
+    fn the_check_path_agrees_with_the_reference(
+        w in world(),
+        removed in proptest::collection::vec(any::<proptest::sample::Index>(), 0..8),
+    ) {
+        let (mut index, objects) = build(&w);
+        agree(&w, &index)?;
+        // Random deletes in one write (memberships, keys, bindings...), then the same objects
+        // put back one write each: the index's removal and re-insertion paths.
+        let gone: Vec<&Object> = removed.iter().map(|i| &objects[i.index(objects.len())]).collect();
+        let deletes: Vec<Op> = gone.iter().map(|o| Op::Delete { key: o.key() }).collect();
+        index.apply(2, &deletes);
+        agree(&w, &index)?;
+        for (n, object) in gone.into_iter().enumerate() {
+            index.apply(3 + n as u64, &[Op::Put { object: object.clone() }]);
+        }
+        agree(&w, &index)?;
+    }
+}
+
+/// The check path and the reference agree on every subject, resource, permission and
+/// organization of the world.
+fn agree(w: &World, index: &Index) -> Result<(), TestCaseError> {
+    let now = Utc::now();
+    for subject in subjects(w) {
+        for resource in resources() {
+            for p in PERMISSIONS {
+                let permission = Permission::parse(p).unwrap();
+                for org in [Some("o"), None] {
+                    let request = |explain| CheckRequest {
+                        organization_id: org,
+                        subject: &subject,
+                        subject_properties: None,
+                        permission: &permission,
+                        resource: &resource,
+                        action_properties: None,
+                        context: None,
+                        now,
+                        explain,
+                    };
+                    let fast = check(index, &request(false)).allowed;
+                    let reference = reference_check(index, &request(false)).allowed;
+                    prop_assert_eq!(
+                        fast,
+                        reference,
+                        "{:?} {} {:?} in {:?}",
+                        subject,
+                        p,
+                        resource,
+                        org
+                    );
                 }
             }
         }
     }
+    Ok(())
 }
