@@ -619,13 +619,18 @@ async fn usage_counts_decisions_allowed_and_denied() {
     let batch = json!({"checks": [
         {"subject": {"type": "user", "id": u}, "permission": "model:read", "resource": {"type": "model", "id": "m"}},
         {"subject": {"type": "user", "id": u}, "permission": "model:delete", "resource": {"type": "model", "id": "m"}},
+        // Not decided, so not counted.
+        {"subject": {"type": "user", "id": u}, "permission": "no-such-permission", "resource": {"type": "model", "id": "m"}},
     ]});
-    assert_eq!(
-        o.app
-            .post("/v1/check/batch", ADMIN_KEY, Some(&o.org), batch)
-            .await
-            .status,
-        StatusCode::OK
+    let answered = o
+        .app
+        .post("/v1/check/batch", ADMIN_KEY, Some(&o.org), batch)
+        .await;
+    assert_eq!(answered.status, StatusCode::OK, "{}", answered.text);
+    assert!(
+        answered.body["results"][2]["error"]["code"].is_string(),
+        "{}",
+        answered.text
     );
     for rollup in ["hour", "day", "month"] {
         let a = o
