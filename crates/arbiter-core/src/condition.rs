@@ -28,14 +28,51 @@ pub struct ConditionInput<'a> {
 
 const MAX_CONDITION_LEN: usize = 4096;
 
-/// A stored condition, compiled once when the index takes it in. `Err` holds why a stored
-/// condition no longer compiles: such a condition never holds. One pointer, as every binding
+/// A stored condition, compiled once when the index takes it in. One pointer, as every binding
 /// carries one.
-pub type CompiledCondition = Arc<Result<Condition, String>>;
+pub type CompiledCondition = Arc<StoredCondition>;
+
+/// A stored condition and what compiling it gave.
+#[derive(Debug)]
+pub enum StoredCondition {
+    Compiled(Condition),
+    /// A stored condition that no longer compiles (a limit tightened since it was written): it
+    /// never holds, and `reason` says why.
+    Broken {
+        source: String,
+        reason: String,
+    },
+}
+
+impl StoredCondition {
+    /// The condition as written.
+    pub fn source(&self) -> &str {
+        match self {
+            StoredCondition::Compiled(c) => c.source(),
+            StoredCondition::Broken { source, .. } => source,
+        }
+    }
+
+    /// The compiled condition, or why it does not compile.
+    pub fn compiled(&self) -> Result<&Condition, &str> {
+        match self {
+            StoredCondition::Compiled(c) => Ok(c),
+            StoredCondition::Broken { reason, .. } => Err(reason),
+        }
+    }
+}
 
 /// Compiles a stored condition, if there is one.
 pub fn compile_stored(source: Option<&str>) -> Option<CompiledCondition> {
-    source.map(|s| Arc::new(Condition::compile(s).map_err(|e| e.to_string())))
+    source.map(|s| {
+        Arc::new(match Condition::compile(s) {
+            Ok(c) => StoredCondition::Compiled(c),
+            Err(e) => StoredCondition::Broken {
+                source: s.to_owned(),
+                reason: e.to_string(),
+            },
+        })
+    })
 }
 
 impl Condition {

@@ -285,6 +285,11 @@ impl<V: Keyed + Clone> CowSet<V> {
         self.get(key).is_some()
     }
 
+    /// The value of a key, to change in place (its key must stay the same).
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.table.find_mut(hash_key(key), |v| v.key() == key)
+    }
+
     /// Inserts under the value's key, answering the value replaced.
     pub fn insert(&mut self, value: V) -> Option<V> {
         let hash = hash_key(value.key());

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::condition::{CompiledCondition, ConditionInput};
 use crate::grants::CompiledGrant;
 use crate::index::{CompiledBinding, CompiledEntry, CompiledRole, Index, Revision};
-use crate::model::{ApiKey, ApiKeyKind, Id, Node, Properties, Scope, SubjectRef, User};
+use crate::model::{ApiKey, ApiKeyKind, Id, Node, NodeView, Properties, Scope, SubjectRef, User};
 use crate::permission::Permission;
 
 /// Resource type that names the platform itself.
@@ -448,7 +448,7 @@ impl Evaluation<'_, '_> {
     fn condition(&mut self, condition: &CompiledCondition) -> Result<(), String> {
         // Held apart from `self`, which building the input borrows.
         let compiled = condition.clone();
-        let condition = match &*compiled {
+        let condition = match compiled.compiled() {
             Ok(c) => c,
             Err(e) => return Err(format!("the condition does not compile: {e}")),
         };
@@ -501,7 +501,7 @@ impl Evaluation<'_, '_> {
 fn source(
     role: &CompiledRole,
     binding: Option<&CompiledBinding>,
-    node: &Node,
+    node: NodeView<'_>,
     entry: &CompiledEntry,
 ) -> GrantSource {
     GrantSource {
@@ -510,8 +510,8 @@ fn source(
         role_name: Some(role.role.name.clone()),
         grant_id: None,
         irn: None,
-        binding_id: binding.map(|b| b.binding.id.clone()),
-        via: binding.map(|b| b.binding.subject.clone()),
+        binding_id: binding.map(|b| b.id().to_owned()),
+        via: binding.map(|b| b.subject().to_subject_ref()),
         resource_type: node.binding_type().to_string(),
         resource_id: node.api_id(),
         permission: entry.permission.clone(),
@@ -547,10 +547,10 @@ pub fn decide(
             for entry in &base.entries {
                 match eval.entry(entry, None) {
                     EntryOutcome::Granted => {
-                        return allow(index, source(base, None, &node, entry), request)
+                        return allow(index, source(base, None, node.view(), entry), request)
                     }
                     EntryOutcome::Missed(why) if explain => misses.push(Miss {
-                        source: source(base, None, &node, entry),
+                        source: source(base, None, node.view(), entry),
                         why,
                     }),
                     _ => {}
@@ -560,24 +560,20 @@ pub fn decide(
     }
 
     for subject_ref in &subject.refs {
-        let Some(bindings) = index.bindings_by_subject.get(subject_ref) else {
-            continue;
-        };
-        for binding in bindings {
+        for binding in index.subject_bindings(subject_ref) {
             // Another organization's binding can never apply here, and must not be shown.
             if binding
-                .binding
-                .organization_id
-                .as_deref()
+                .organization_id()
                 .is_some_and(|o| Some(o) != target.organization_id.as_deref())
             {
                 continue;
             }
-            let Some(role) = eval.index.roles.get(&binding.binding.role_id) else {
+            let Some(role) = eval.index.roles.get(binding.role_id()) else {
                 continue;
             };
-            let on_chain = target.chain.contains(&binding.binding.node);
-            if !on_chain || !binding.binding.is_active(request.now) {
+            let node = binding.node();
+            let on_chain = target.chain.iter().any(|n| n.view() == node);
+            if !on_chain || !binding.is_active(request.now) {
                 if explain {
                     for entry in role
                         .entries
@@ -587,20 +583,19 @@ pub fn decide(
                         let why = if !on_chain {
                             format!(
                                 "bound on {}, which does not contain {} {}",
-                                binding.binding.node, target.resource_type, target.id
+                                node, target.resource_type, target.id
                             )
                         } else {
                             format!(
                                 "the binding expired at {}",
                                 binding
-                                    .binding
                                     .expires_at
                                     .map(|t| t.to_rfc3339())
                                     .unwrap_or_default()
                             )
                         };
                         misses.push(Miss {
-                            source: source(role, Some(binding), &binding.binding.node, entry),
+                            source: source(role, Some(binding), node, entry),
                             why,
                         });
                     }
@@ -610,14 +605,10 @@ pub fn decide(
             for entry in &role.entries {
                 match eval.entry(entry, binding.condition.as_ref()) {
                     EntryOutcome::Granted => {
-                        return allow(
-                            index,
-                            source(role, Some(binding), &binding.binding.node, entry),
-                            request,
-                        )
+                        return allow(index, source(role, Some(binding), node, entry), request)
                     }
                     EntryOutcome::Missed(why) if explain => misses.push(Miss {
-                        source: source(role, Some(binding), &binding.binding.node, entry),
+                        source: source(role, Some(binding), node, entry),
                         why,
                     }),
                     _ => {}
@@ -755,11 +746,11 @@ pub fn effective_grants(
             let node = Node::Organization(org.to_owned());
             for entry in &base.entries {
                 out.push(EffectiveGrant {
-                    source: source(base, None, &node, entry),
+                    source: source(base, None, node.view(), entry),
                     condition: entry
                         .condition
                         .as_ref()
-                        .and_then(|c| (**c).as_ref().ok())
+                        .and_then(|c| c.compiled().ok())
                         .map(|c| c.source().to_owned()),
                     expires_at: None,
                 });
@@ -767,30 +758,23 @@ pub fn effective_grants(
         }
     }
     for subject_ref in &subject.refs {
-        for binding in index
-            .bindings_by_subject
-            .get(subject_ref)
-            .into_iter()
-            .flatten()
-        {
-            let b = &binding.binding;
-            let relevant =
-                b.organization_id.is_none() || b.organization_id.as_deref() == organization_id;
+        for b in index.subject_bindings(subject_ref) {
+            let relevant = b.organization_id().is_none() || b.organization_id() == organization_id;
             if !relevant || !b.is_active(now) {
                 continue;
             }
-            let Some(role) = index.roles.get(&b.role_id) else {
+            let Some(role) = index.roles.get(b.role_id()) else {
                 continue;
             };
             for entry in &role.entries {
                 out.push(EffectiveGrant {
-                    source: source(role, Some(binding), &b.node, entry),
+                    source: source(role, Some(b), b.node(), entry),
                     condition: entry
                         .condition
                         .as_ref()
-                        .and_then(|c| (**c).as_ref().ok())
+                        .and_then(|c| c.compiled().ok())
                         .map(|c| c.source().to_owned())
-                        .or_else(|| b.condition.clone()),
+                        .or_else(|| b.condition_source().map(str::to_owned)),
                     expires_at: b.expires_at,
                 });
             }

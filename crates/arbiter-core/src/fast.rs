@@ -175,22 +175,16 @@ impl<'a> Fast<'a> {
 
     fn bindings<'b>(&mut self, list: impl IntoIterator<Item = &'b Arc<CompiledBinding>>) -> bool {
         for b in list {
-            if !b.binding.is_active(self.now) {
+            if !b.is_active(self.now) {
                 continue;
             }
             // Another organization's binding never applies here (as in the reference).
-            if b.binding
-                .organization_id
-                .as_deref()
+            if b.organization_id()
                 .is_some_and(|o| Some(o) != self.target.organization)
             {
                 continue;
             }
-            if let Some(role) = self
-                .index
-                .roles
-                .get_hashed(b.role_hash, b.binding.role_id.as_str())
-            {
+            if let Some(role) = self.index.roles.get_hashed(b.role_hash, b.role_id()) {
                 if self.role(role, Some(b)) {
                     return true;
                 }
@@ -205,7 +199,7 @@ impl<'a> Fast<'a> {
         for (hash, node) in chain.iter().flatten() {
             // A node of another organization never shares the view, so a resource binding
             // of another organization does not count here.
-            if self.bindings(nb.on(*hash).filter(|b| b.binding.node.view() == *node)) {
+            if self.bindings(nb.on(*hash).filter(|b| b.node() == *node)) {
                 return true;
             }
         }

@@ -23,6 +23,9 @@ impl IdSet {
         match self.position(&id) {
             Ok(_) => false,
             Err(at) => {
+                // Exactly the room needed: most sets hold one or two ids, and a `Vec` would
+                // otherwise make room for four.
+                self.0.reserve_exact(1);
                 self.0.insert(at, id);
                 true
             }

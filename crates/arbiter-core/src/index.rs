@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
+pub use crate::binding::CompiledBinding;
+use crate::binding::Names;
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::{compile_stored, CompiledCondition};
 use crate::cowmap::{hash_key, CowMap, CowSet, Keyed};
@@ -19,8 +21,8 @@ use crate::grants::{CompiledGrant, PatternIndex};
 use crate::idset::{IdSet, SetOfIds};
 use crate::model::{
     pair_key, resource_key, ApiKey, DeclaredType, Group, GroupMember, Id, Membership, NodeView,
-    Object, ObjectKey, ObjectKind, Op, Organization, Project, Resource, Role, RoleBinding,
-    RoleEntry, Scope, Space, SpaceMember, SubjectRef, User,
+    Object, ObjectKey, ObjectKind, Op, Organization, Project, Resource, Role, RoleEntry, Scope,
+    Space, SpaceMember, SubjectRef, User,
 };
 use crate::permission::Permission;
 
@@ -46,15 +48,6 @@ pub struct CompiledRole {
     exact: HashMap<Permission, Vec<usize>>,
     /// Entries whose permission holds a wildcard.
     patterns: Vec<usize>,
-}
-
-/// A role binding with its condition compiled.
-#[derive(Debug)]
-pub struct CompiledBinding {
-    pub binding: RoleBinding,
-    /// The role id's hash, so that the check path finds the role without hashing.
-    pub role_hash: u64,
-    pub condition: Option<CompiledCondition>,
 }
 
 impl CompiledRole {
@@ -107,12 +100,6 @@ impl CompiledRole {
     }
 }
 
-impl Keyed for Arc<CompiledBinding> {
-    fn key(&self) -> &str {
-        &self.binding.id
-    }
-}
-
 impl Keyed for Arc<User> {
     fn key(&self) -> &str {
         &self.id
@@ -125,32 +112,32 @@ impl Keyed for Arc<User> {
 #[derive(Clone, Debug, Default)]
 pub struct NodeBindings {
     by_node: Vec<(u64, Arc<CompiledBinding>)>,
-    /// Set by a change that left `by_node` out of order; [`Index::settle`] sorts it again.
-    unsorted: bool,
+    /// Set by the first binding added since the list was last settled; [`Index::settle`] sorts
+    /// `by_node` again and gives back the room it grew by.
+    unsettled: bool,
 }
 
 impl NodeBindings {
-    /// Appends a binding; the caller sorts (see [`Index::settle`]) before anyone reads, so
-    /// that adding many bindings to one subject does not cost a copy of its list each. True
-    /// when this left a sorted list unsorted.
+    /// Appends a binding; the caller settles the list (see [`Index::settle`]) before anyone
+    /// reads it, so that adding many bindings to one subject costs neither a copy of its list
+    /// each nor a sort each. True when the list was settled until now.
     fn push(&mut self, binding: Arc<CompiledBinding>) -> bool {
-        let hash = node_hash(binding.binding.node.view());
-        let breaks_order =
-            !self.unsorted && self.by_node.last().is_some_and(|(last, _)| *last > hash);
-        self.unsorted |= breaks_order;
+        let hash = node_hash(binding.node());
         self.by_node.push((hash, binding));
-        breaks_order
+        !std::mem::replace(&mut self.unsettled, true)
     }
 
-    fn sort(&mut self) {
+    fn settle(&mut self) {
         // Stable: bindings on one node keep the order they were added in.
         self.by_node.sort_by_key(|(hash, _)| *hash);
-        self.unsorted = false;
+        // A list grows by doubling; it is read far more often than it grows.
+        self.by_node.shrink_to_fit();
+        self.unsettled = false;
     }
 
     fn remove(&mut self, binding: &CompiledBinding) {
-        let id = binding.binding.id.as_str();
-        self.by_node.retain(|(_, b)| b.binding.id != id);
+        let id = binding.id();
+        self.by_node.retain(|(_, b)| b.id() != id);
     }
 
     /// True when the subject has no binding left.
@@ -241,8 +228,8 @@ pub struct Index {
     /// Predefined and custom roles by id.
     pub roles: CowMap<Id, Arc<CompiledRole>>,
     pub bindings: CowSet<Arc<CompiledBinding>>,
-    /// Each subject's bindings, for explanations, searches and listings.
-    pub bindings_by_subject: CowMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
+    /// The ids the bindings repeat, interned.
+    names: Names,
     /// Each user's organizations, spaces, groups, keys and bindings by node, in one record.
     pub user_links: CowMap<Id, Arc<UserLinks>>,
     /// Each group's and key's bindings by node: what the check path walks.
@@ -261,8 +248,8 @@ pub struct Index {
     pub resources: CowMap<String, Arc<Resource>>,
     /// The implicit `base` role.
     pub base_role: Option<Arc<CompiledRole>>,
-    /// Subjects whose [`NodeBindings`] a change left unsorted, until [`Index::settle`].
-    unsorted_subjects: Vec<SubjectRef>,
+    /// Subjects whose [`NodeBindings`] grew since the last [`Index::settle`].
+    unsettled_subjects: Vec<SubjectRef>,
 }
 
 fn insert_set<S: SetOfIds>(map: &mut CowMap<Id, S>, key: &str, value: &str) {
@@ -314,7 +301,7 @@ impl Index {
             declarations: CowMap::default(),
             roles,
             bindings: CowSet::default(),
-            bindings_by_subject: CowMap::default(),
+            names: Names::default(),
             user_links: CowMap::default(),
             group_node_bindings: CowMap::default(),
             key_node_bindings: CowMap::default(),
@@ -324,7 +311,7 @@ impl Index {
             resource_ids_by_type: CowMap::default(),
             resources: CowMap::default(),
             base_role,
-            unsorted_subjects: Vec::new(),
+            unsettled_subjects: Vec::new(),
         }
     }
 
@@ -343,12 +330,12 @@ impl Index {
         index
     }
 
-    /// Sorts the binding lists that changes left unsorted: the check path searches them.
+    /// Sorts the binding lists that grew (the check path binary-searches them) and trims them.
     fn settle(&mut self) {
-        for subject in std::mem::take(&mut self.unsorted_subjects) {
+        for subject in std::mem::take(&mut self.unsettled_subjects) {
             self.change_node_bindings(&subject, |nb| {
-                if nb.unsorted {
-                    nb.sort();
+                if nb.unsettled {
+                    nb.settle();
                 }
             });
         }
@@ -490,24 +477,14 @@ impl Index {
                     .insert(r.id.clone(), Arc::new(CompiledRole::new(r)));
             }
             Object::RoleBinding(b) => {
-                let condition = compile_stored(b.condition.as_deref());
-                let compiled = Arc::new(CompiledBinding {
-                    role_hash: crate::cowmap::hash_key(b.role_id.as_str()),
-                    binding: b,
-                    condition,
-                });
-                self.bindings_by_subject
-                    .entry_or_default(compiled.binding.subject.clone())
-                    .push(compiled.clone());
+                let subject = b.subject.clone();
+                let node = b.node.clone();
+                let compiled = Arc::new(CompiledBinding::new(b, &mut self.names));
                 self.bindings_by_node
-                    .entry_or_default(compiled.binding.node.clone())
+                    .entry_or_default(node)
                     .push(compiled.clone());
-                if self
-                    .node_bindings_mut(&compiled.binding.subject)
-                    .push(compiled.clone())
-                {
-                    self.unsorted_subjects
-                        .push(compiled.binding.subject.clone());
+                if self.node_bindings_mut(&subject).push(compiled.clone()) {
+                    self.unsettled_subjects.push(subject);
                 }
                 self.bindings.insert(compiled);
             }
@@ -600,19 +577,15 @@ impl Index {
             }
             ObjectKind::RoleBinding => {
                 if let Some(b) = self.bindings.remove(id) {
-                    if let Some(list) = self.bindings_by_subject.get_mut(&b.binding.subject) {
-                        list.retain(|x| x.binding.id != id);
+                    self.change_node_bindings(&b.subject().to_subject_ref(), |nb| nb.remove(&b));
+                    let node = b.node().to_node();
+                    if let Some(list) = self.bindings_by_node.get_mut(&node) {
+                        list.retain(|x| x.id() != id);
                         if list.is_empty() {
-                            self.bindings_by_subject.remove(&b.binding.subject);
+                            self.bindings_by_node.remove(&node);
                         }
                     }
-                    self.change_node_bindings(&b.binding.subject, |nb| nb.remove(&b));
-                    if let Some(list) = self.bindings_by_node.get_mut(&b.binding.node) {
-                        list.retain(|x| x.binding.id != id);
-                        if list.is_empty() {
-                            self.bindings_by_node.remove(&b.binding.node);
-                        }
-                    }
+                    b.release(&mut self.names);
                 }
             }
             ObjectKind::Resource => {
@@ -674,6 +647,23 @@ impl Index {
     }
 
     /// A subject's bindings by node, to change; created empty when absent.
+    /// A subject's bindings, ordered by id (the order the server created them in: its ids
+    /// begin with the time), so that listings and explanations do not depend on the order the
+    /// index took them in.
+    pub fn subject_bindings(&self, subject: &SubjectRef) -> Vec<&Arc<CompiledBinding>> {
+        let node_bindings = match subject {
+            SubjectRef::User(id) => self.user_links.get(id).map(|l| &l.bindings),
+            SubjectRef::Group(id) => self.group_node_bindings.get(id).map(|nb| &**nb),
+            SubjectRef::ApiKey(id) => self.key_node_bindings.get(id).map(|nb| &**nb),
+        };
+        let mut list: Vec<&Arc<CompiledBinding>> = node_bindings
+            .into_iter()
+            .flat_map(|nb| nb.by_node.iter().map(|(_, b)| b))
+            .collect();
+        list.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+        list
+    }
+
     fn node_bindings_mut(&mut self, subject: &SubjectRef) -> &mut NodeBindings {
         match subject {
             SubjectRef::User(id) => &mut self.user_links_mut(id).bindings,
@@ -832,7 +822,7 @@ impl Index {
         out.extend(
             self.bindings
                 .values()
-                .map(|b| Object::RoleBinding(b.binding.clone())),
+                .map(|b| Object::RoleBinding(b.to_binding())),
         );
         out.extend(
             self.resources

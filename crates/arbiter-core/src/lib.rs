@@ -8,6 +8,7 @@
 //! - [`requirement`] parses and evaluates expressions of permissions (`a:x & (b:y | c:z)`), and
 //!   [`gateway`] holds gateway mode's endpoint policy (validation, matching, route decisions).
 
+pub mod binding;
 pub mod bundle;
 pub mod catalog;
 pub mod condition;

@@ -253,6 +253,22 @@ pub enum SubjectRefView<'a> {
 }
 
 impl SubjectRefView<'_> {
+    /// The subject's id, whatever its kind.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::User(id) | Self::Group(id) | Self::ApiKey(id) => id,
+        }
+    }
+
+    /// The subject, owned.
+    pub fn to_subject_ref(&self) -> SubjectRef {
+        match self {
+            Self::User(id) => SubjectRef::User((*id).to_owned()),
+            Self::Group(id) => SubjectRef::Group((*id).to_owned()),
+            Self::ApiKey(id) => SubjectRef::ApiKey((*id).to_owned()),
+        }
+    }
+
     /// True when `subject` is this subject.
     pub fn is(&self, subject: &SubjectRef) -> bool {
         match (self, subject) {
@@ -324,6 +340,19 @@ pub enum NodeView<'a> {
     Resource(&'a str, &'a str, &'a str),
 }
 
+impl NodeView<'_> {
+    /// The node, owned.
+    pub fn to_node(&self) -> Node {
+        match *self {
+            NodeView::Platform => Node::Platform,
+            NodeView::Organization(id) => Node::Organization(id.to_owned()),
+            NodeView::Space(id) => Node::Space(id.to_owned()),
+            NodeView::Project(id) => Node::Project(id.to_owned()),
+            NodeView::Resource(org, t, id) => Node::resource(org, t, id),
+        }
+    }
+}
+
 impl Node {
     /// A registered resource's node.
     pub fn resource(
@@ -351,31 +380,51 @@ impl Node {
 
     /// The node's binding type.
     pub fn binding_type(&self) -> BindingResourceType {
+        self.view().binding_type()
+    }
+
+    /// The node's id as the API shows it: `None` for the platform, `type:id` for a resource.
+    pub fn api_id(&self) -> Option<String> {
+        self.view().api_id()
+    }
+}
+
+impl NodeView<'_> {
+    /// The node's binding type.
+    pub fn binding_type(&self) -> BindingResourceType {
         match self {
-            Node::Platform => BindingResourceType::Platform,
-            Node::Organization(_) => BindingResourceType::Organization,
-            Node::Space(_) => BindingResourceType::Space,
-            Node::Project(_) => BindingResourceType::Project,
-            Node::Resource(..) => BindingResourceType::Resource,
+            NodeView::Platform => BindingResourceType::Platform,
+            NodeView::Organization(_) => BindingResourceType::Organization,
+            NodeView::Space(_) => BindingResourceType::Space,
+            NodeView::Project(_) => BindingResourceType::Project,
+            NodeView::Resource(..) => BindingResourceType::Resource,
         }
     }
 
     /// The node's id as the API shows it: `None` for the platform, `type:id` for a resource.
     pub fn api_id(&self) -> Option<String> {
-        match self {
-            Node::Platform => None,
-            Node::Organization(id) | Node::Space(id) | Node::Project(id) => Some(id.clone()),
-            Node::Resource(r) => Some(format!("{}:{}", r.1, r.2)),
+        match *self {
+            NodeView::Platform => None,
+            NodeView::Organization(id) | NodeView::Space(id) | NodeView::Project(id) => {
+                Some(id.to_owned())
+            }
+            NodeView::Resource(_, t, id) => Some(format!("{t}:{id}")),
+        }
+    }
+}
+
+impl fmt::Display for NodeView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.api_id() {
+            None => f.write_str("the platform"),
+            Some(id) => write!(f, "{} {id}", self.binding_type().to_string().to_lowercase()),
         }
     }
 }
 
 impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.api_id() {
-            None => f.write_str("the platform"),
-            Some(id) => write!(f, "{} {id}", self.binding_type().to_string().to_lowercase()),
-        }
+        self.view().fmt(f)
     }
 }
 

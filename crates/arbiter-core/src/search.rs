@@ -83,10 +83,10 @@ pub fn search_subjects(
         for binding in index.bindings_by_node.get(node).into_iter().flatten() {
             let covers = index
                 .roles
-                .get(&binding.binding.role_id)
+                .get(binding.role_id())
                 .is_some_and(|r| r.entries.iter().any(|e| e.permission.covers(permission)));
             if covers {
-                add_subject(&binding.binding.subject, &mut candidates);
+                add_subject(&binding.subject().to_subject_ref(), &mut candidates);
             }
         }
     }

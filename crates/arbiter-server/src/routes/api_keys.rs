@@ -46,9 +46,9 @@ fn own(caller: &Caller, key: &ApiKey) -> bool {
 fn platform_bound(index: &Index, user_id: &str) -> bool {
     let bound = |subject: &arbiter_core::model::SubjectRef| {
         index
-            .bindings_by_subject
-            .get(subject)
-            .is_some_and(|list| list.iter().any(|b| b.binding.organization_id.is_none()))
+            .subject_bindings(subject)
+            .iter()
+            .any(|b| b.organization_id().is_none())
     };
     bound(&arbiter_core::model::SubjectRef::User(user_id.to_owned()))
         || index
@@ -438,13 +438,10 @@ pub async fn rotate(
         if let Some(ctx) = &ctx {
             for b in caller
                 .index
-                .bindings_by_subject
-                .get(&SubjectRef::ApiKey(key.id.clone()))
-                .into_iter()
-                .flatten()
+                .subject_bindings(&SubjectRef::ApiKey(key.id.clone()))
             {
-                if let Some(role) = caller.index.roles.get(&b.binding.role_id) {
-                    super::bindings::require_holds_role(ctx, role, &b.binding.node)?;
+                if let Some(role) = caller.index.roles.get(b.role_id()) {
+                    super::bindings::require_holds_role(ctx, role, &b.node().to_node())?;
                 }
             }
         }

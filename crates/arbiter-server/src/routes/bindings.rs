@@ -8,7 +8,7 @@ use arbiter_core::engine::{ResourceQuery, PLATFORM_TYPE};
 use arbiter_core::index::{CompiledRole, Index};
 use arbiter_core::model::{
     ApiKeyKind, BindingResourceType, Node, Object, ObjectKey, ObjectKind, Op, RoleBinding,
-    RoleKind, SubjectRef,
+    RoleKind, SubjectRef, SubjectRefView,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -274,16 +274,11 @@ fn prepare_binding(
             message: "`expires_at` is in the past".to_owned(),
         });
     }
-    let duplicate = index
-        .bindings_by_subject
-        .get(&subject)
-        .into_iter()
-        .flatten()
-        .any(|b| {
-            b.binding.role_id == body.role_id
-                && b.binding.node == node
-                && b.binding.condition == body.condition
-        });
+    let duplicate = index.subject_bindings(&subject).iter().any(|b| {
+        b.role_id() == body.role_id
+            && b.node() == node.view()
+            && b.condition_source() == body.condition.as_deref()
+    });
     if duplicate {
         return Err(ApiError::Conflict {
             code: "already_exists",
@@ -354,8 +349,9 @@ pub struct BindingFilter {
     paging: Paging,
 }
 
-fn visible(ctx: &Ctx, b: &RoleBinding) -> bool {
-    match &b.organization_id {
+/// Whether the caller may see a binding of `organization_id` (`None` on the platform).
+fn visible(ctx: &Ctx, organization_id: Option<&str>) -> bool {
+    match organization_id {
         Some(org) => org == ctx.org_id(),
         None => ctx.caller.holds_on_platform("role_binding:read"),
     }
@@ -364,45 +360,45 @@ fn visible(ctx: &Ctx, b: &RoleBinding) -> bool {
 /// `GET /v1/role-bindings`: `role_binding:read` in the organization.
 pub async fn list(ctx: Ctx, Query(filter): Query<BindingFilter>) -> Result<Json<Value>, ApiError> {
     ctx.require_in_org("role_binding:read")?;
-    let mut items: Vec<&RoleBinding> = ctx
+    let mut items: Vec<RoleBinding> = ctx
         .index()
         .bindings
         .values()
-        .map(|b| &b.binding)
-        .filter(|b| visible(&ctx, b))
-        .filter(|b| filter.role_id.as_ref().is_none_or(|r| &b.role_id == r))
+        .filter(|b| visible(&ctx, b.organization_id()))
+        .filter(|b| filter.role_id.as_ref().is_none_or(|r| b.role_id() == r))
         .filter(|b| {
             filter
                 .user_id
                 .as_ref()
-                .is_none_or(|u| b.subject == SubjectRef::User(u.clone()))
+                .is_none_or(|u| b.subject() == SubjectRefView::User(u))
         })
         .filter(|b| {
             filter
                 .group_id
                 .as_ref()
-                .is_none_or(|g| b.subject == SubjectRef::Group(g.clone()))
+                .is_none_or(|g| b.subject() == SubjectRefView::Group(g))
         })
         .filter(|b| {
             filter
                 .api_key_id
                 .as_ref()
-                .is_none_or(|k| b.subject == SubjectRef::ApiKey(k.clone()))
+                .is_none_or(|k| b.subject() == SubjectRefView::ApiKey(k))
         })
         .filter(|b| {
             filter
                 .resource_type
-                .is_none_or(|t| b.node.binding_type() == t)
+                .is_none_or(|t| b.node().binding_type() == t)
         })
         .filter(|b| {
             filter
                 .resource_id
                 .as_ref()
-                .is_none_or(|r| b.node.api_id().as_ref() == Some(r))
+                .is_none_or(|r| b.node().api_id().as_ref() == Some(r))
         })
+        .map(|b| b.to_binding())
         .collect();
     items.sort_by(|a, b| a.id.cmp(&b.id));
-    let items: Vec<Value> = items.into_iter().map(binding_json).collect();
+    let items: Vec<Value> = items.iter().map(binding_json).collect();
     Ok(Json(json!(filter.paging.page(items)?)))
 }
 
@@ -410,8 +406,8 @@ fn find(ctx: &Ctx, index: &Index, id: &str) -> Result<RoleBinding, ApiError> {
     index
         .bindings
         .get(id)
-        .map(|b| b.binding.clone())
-        .filter(|b| visible(ctx, b))
+        .filter(|b| visible(ctx, b.organization_id()))
+        .map(|b| b.to_binding())
         .ok_or(ApiError::NotFound {
             what: "role binding",
             id: id.to_owned(),

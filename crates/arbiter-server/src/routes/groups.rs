@@ -207,16 +207,11 @@ async fn delete(
                     },
                 });
             }
-            for b in index
-                .bindings_by_subject
-                .get(&SubjectRef::Group(id.clone()))
-                .into_iter()
-                .flatten()
-            {
+            for b in index.subject_bindings(&SubjectRef::Group(id.clone())) {
                 ops.push(Op::Delete {
                     key: ObjectKey {
                         kind: ObjectKind::RoleBinding,
-                        id: b.binding.id.clone(),
+                        id: b.id().to_owned(),
                     },
                 });
             }
@@ -234,14 +229,9 @@ async fn delete(
 /// of every role bound to the group, where it is bound, and every action of its grants.
 fn require_holds_what_the_group_holds(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
     let index = ctx.index();
-    for b in index
-        .bindings_by_subject
-        .get(&SubjectRef::Group(id.to_owned()))
-        .into_iter()
-        .flatten()
-    {
-        if let Some(role) = index.roles.get(&b.binding.role_id) {
-            super::bindings::require_holds_role(ctx, role, &b.binding.node)?;
+    for b in index.subject_bindings(&SubjectRef::Group(id.to_owned())) {
+        if let Some(role) = index.roles.get(b.role_id()) {
+            super::bindings::require_holds_role(ctx, role, &b.node().to_node())?;
         }
     }
     for g in index

@@ -248,7 +248,7 @@ pub async fn delete(
             let bound = index
                 .bindings
                 .values()
-                .filter(|b| b.binding.role_id == id)
+                .filter(|b| b.role_id() == id)
                 .count();
             if bound > 0 {
                 return Err(ApiError::Conflict {

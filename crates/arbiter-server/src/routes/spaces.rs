@@ -36,11 +36,11 @@ pub fn bindings_on(index: &Index, node: &Node) -> Vec<Op> {
     index
         .bindings
         .values()
-        .filter(|b| &b.binding.node == node)
+        .filter(|b| b.node() == node.view())
         .map(|b| Op::Delete {
             key: ObjectKey {
                 kind: ObjectKind::RoleBinding,
-                id: b.binding.id.clone(),
+                id: b.id().to_owned(),
             },
         })
         .collect()

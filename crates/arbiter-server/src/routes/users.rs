@@ -332,23 +332,21 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
     // last organization: only its membership goes.
     let on_platform = subjects.iter().any(|subject| {
         index
-            .bindings_by_subject
-            .get(subject)
-            .into_iter()
-            .flatten()
-            .any(|b| b.binding.organization_id.is_none())
+            .subject_bindings(subject)
+            .iter()
+            .any(|b| b.organization_id().is_none())
     });
     let last = !on_platform
         && index
             .user_organizations(user_id)
             .is_none_or(|orgs| orgs.iter().all(|o| o == org));
     for subject in &subjects {
-        for b in index.bindings_by_subject.get(subject).into_iter().flatten() {
-            if last || b.binding.organization_id.as_deref() == Some(org) {
+        for b in index.subject_bindings(subject) {
+            if last || b.organization_id() == Some(org) {
                 ops.push(Op::Delete {
                     key: ObjectKey {
                         kind: ObjectKind::RoleBinding,
-                        id: b.binding.id.clone(),
+                        id: b.id().to_owned(),
                     },
                 });
             }
@@ -553,11 +551,13 @@ pub async fn invite(
                 let org_node = Node::Organization(ctx.org_id().to_owned());
                 let bound = |role_id: &str| {
                     index
-                        .bindings_by_subject
-                        .get(&SubjectRef::User(user.id.clone()))
-                        .into_iter()
-                        .flatten()
-                        .any(|b| b.binding.role_id == role_id && b.binding.node == org_node && b.binding.condition.is_none())
+                        .subject_bindings(&SubjectRef::User(user.id.clone()))
+                        .iter()
+                        .any(|b| {
+                            b.role_id() == role_id
+                                && b.node() == org_node.view()
+                                && b.condition.is_none()
+                        })
                 };
                 // Inviting again does not bind the role a second time.
                 if let Some(role_id) = body.role_id.as_ref().filter(|r| !bound(r)) {
