@@ -647,6 +647,11 @@ impl Index {
     }
 
     /// A subject's bindings by node, to change; created empty when absent.
+    /// How many distinct ids the bindings name (interned once each).
+    pub fn interned_names(&self) -> usize {
+        self.names.len()
+    }
+
     /// A subject's bindings, ordered by id (the order the server created them in: its ids
     /// begin with the time), so that listings and explanations do not depend on the order the
     /// index took them in.

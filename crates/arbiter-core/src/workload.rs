@@ -93,14 +93,25 @@ pub struct Workload {
     pub checks: Vec<WorkloadCheck>,
     /// The baseline: (user, project) → the permissions held there, precomputed.
     pub baseline: HashMap<(u32, u32), HashSet<Permission>>,
-    /// The same baseline keyed by strings (`user/project` → `type:action`), as a service
-    /// holding string ids would.
-    pub baseline_strings: HashMap<String, HashSet<String>>,
     /// The permissions of each role.
     pub role_permissions: Vec<Vec<Permission>>,
 }
 
 impl Workload {
+    /// The baseline keyed by strings (`user/project` → `type:action`), as a service holding
+    /// string ids would. Built on demand: only the benchmarks time it.
+    pub fn baseline_strings(&self) -> HashMap<String, HashSet<String>> {
+        self.baseline
+            .iter()
+            .map(|((u, p), set)| {
+                (
+                    format!("u{u}/p{p}"),
+                    set.iter().map(ToString::to_string).collect(),
+                )
+            })
+            .collect()
+    }
+
     /// Every object, as the ops of one write.
     pub fn ops(&self) -> Vec<Op> {
         self.objects
@@ -275,21 +286,11 @@ pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
             expected,
         });
     }
-    let baseline_strings = baseline
-        .iter()
-        .map(|((u, p), set)| {
-            (
-                format!("u{u}/p{p}"),
-                set.iter().map(ToString::to_string).collect(),
-            )
-        })
-        .collect();
     Workload {
         objects,
         bindings,
         checks: stream,
         baseline,
-        baseline_strings,
         role_permissions,
     }
 }

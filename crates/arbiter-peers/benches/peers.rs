@@ -129,6 +129,7 @@ fn main() {
         let casbin_check = |i: usize| casbin.check(&casbin_requests[i]);
 
         // The raw baselines: the same checks answered from precomputed maps.
+        let baseline_strings = workload.baseline_strings();
         let string_keys: Vec<(String, String)> = workload
             .checks
             .iter()
@@ -141,8 +142,7 @@ fn main() {
             .collect();
         let by_strings = |i: usize| {
             let (key, permission) = &string_keys[i];
-            workload
-                .baseline_strings
+            baseline_strings
                 .get(key)
                 .is_some_and(|s| s.contains(permission))
         };
