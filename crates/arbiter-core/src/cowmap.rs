@@ -290,6 +290,23 @@ impl<V: Keyed + Clone> CowSet<V> {
         self.table.find_mut(hash_key(key), |v| v.key() == key)
     }
 
+    /// The value of a key, made by `make` when absent, to change in place (its key must stay
+    /// the same).
+    pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
+        let hash = hash_key(key);
+        if self.table.find(hash, |v| v.key() == key).is_none() {
+            self.table.len += 1;
+        }
+        let entry =
+            self.table
+                .shard_mut(hash)
+                .entry(hash, |v| v.key() == key, |v| hash_key(v.key()));
+        match entry {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(make()).into_mut(),
+        }
+    }
+
     /// Inserts under the value's key, answering the value replaced.
     pub fn insert(&mut self, value: V) -> Option<V> {
         let hash = hash_key(value.key());

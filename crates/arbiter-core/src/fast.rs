@@ -13,6 +13,7 @@ use crate::cowmap::hash_key;
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
 use crate::index::{
     node_hash, CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings, UserLinks,
+    UserRecord,
 };
 use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
@@ -242,11 +243,15 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         SubjectQuery::User(reference) => {
             // Most checks name the user by id: then the reference's hash is the id's.
             let hash = hash_key(reference.as_str());
-            match index.users.get_hashed(hash, reference.as_str()) {
-                Some(user) => Who::User(user, index.user_links.get_hashed(hash, reference)),
-                None => {
+            match index.users.record_hashed(hash, reference.as_str()) {
+                Some(UserRecord {
+                    user: Some(user),
+                    links,
+                    ..
+                }) => Who::User(user, links.as_ref()),
+                _ => {
                     let user = index.find_user(reference)?;
-                    Who::User(user, index.user_links.get(&user.id))
+                    Who::User(user, index.users.links(&user.id))
                 }
             }
         }
@@ -255,7 +260,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
             match key.kind {
                 ApiKeyKind::User => {
                     let user = index.users.get(&key.user_id)?;
-                    Who::User(user, index.user_links.get(&user.id))
+                    Who::User(user, index.users.links(&user.id))
                 }
                 ApiKeyKind::Project => Who::ProjectKey(key),
             }
@@ -278,7 +283,10 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         fast.target.organization,
         index.base_role.as_ref(),
     ) {
-        let member = links.is_some_and(|l| l.organizations.contains(org));
+        // The role first: it is shared and in cache, and covers few permissions, so that most
+        // checks skip reading the user's organizations.
+        let covers = base.for_each_covering(request.permission, &mut |_| true);
+        let member = covers && links.is_some_and(|l| l.organizations.contains(org));
         if member && fast.role(base, None) {
             return Some(true);
         }

@@ -178,6 +178,113 @@ impl UserLinks {
     }
 }
 
+/// One user id's entry in [`Users`]: the user, once known, and its links, so that the check
+/// path finds both with one lookup. The links may come first: a store's objects load in any
+/// order, and a membership may precede its user.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    id: Box<str>,
+    pub user: Option<Arc<User>>,
+    pub links: Option<Arc<UserLinks>>,
+}
+
+impl Keyed for UserRecord {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The users by id, each with its [`UserLinks`].
+#[derive(Clone, Debug, Default)]
+pub struct Users {
+    records: CowSet<UserRecord>,
+    /// How many records hold a user.
+    users: usize,
+}
+
+impl Users {
+    /// The record of a user id whose hash ([`hash_key`]) the caller has: what the check path
+    /// looks up.
+    pub fn record_hashed(&self, hash: u64, id: &str) -> Option<&UserRecord> {
+        self.records.get_hashed(hash, id)
+    }
+
+    /// A user by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<User>> {
+        self.records.get(id).and_then(|r| r.user.as_ref())
+    }
+
+    /// A user's links.
+    pub fn links(&self, id: &str) -> Option<&Arc<UserLinks>> {
+        self.records.get(id).and_then(|r| r.links.as_ref())
+    }
+
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// How many users.
+    pub fn len(&self) -> usize {
+        self.users
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users == 0
+    }
+
+    /// Every user, in no order.
+    pub fn values(&self) -> impl Iterator<Item = &Arc<User>> {
+        self.records.values().filter_map(|r| r.user.as_ref())
+    }
+
+    fn record_mut(&mut self, id: &str) -> &mut UserRecord {
+        self.records.get_or_insert_with(id, || UserRecord {
+            id: id.into(),
+            user: None,
+            links: None,
+        })
+    }
+
+    fn insert(&mut self, user: Arc<User>) {
+        let record = self.record_mut(&user.id);
+        if record.user.replace(user).is_none() {
+            self.users += 1;
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<User>> {
+        let record = self.records.get_mut(id)?;
+        let user = record.user.take()?;
+        if record.links.is_none() {
+            self.records.remove(id);
+        }
+        self.users -= 1;
+        Some(user)
+    }
+
+    fn links_mut(&mut self, id: &str) -> &mut UserLinks {
+        Arc::make_mut(self.record_mut(id).links.get_or_insert_default())
+    }
+
+    /// Changes a user's links, if it has any, and drops them when nothing is left in them.
+    fn change_links(&mut self, id: &str, change: impl FnOnce(&mut UserLinks)) {
+        let Some(record) = self.records.get_mut(id) else {
+            return;
+        };
+        let Some(links) = record.links.as_mut() else {
+            return;
+        };
+        let links = Arc::make_mut(links);
+        change(links);
+        if links.is_empty() {
+            record.links = None;
+            if record.user.is_none() {
+                self.records.remove(id);
+            }
+        }
+    }
+}
+
 /// The hash [`NodeBindings`] sorts a node by.
 pub fn node_hash(node: NodeView<'_>) -> u64 {
     hash_key(&node)
@@ -198,7 +305,8 @@ pub struct Index {
     pub revision: Revision,
     pub catalog: Arc<Catalog>,
     pub organizations: CowMap<Id, Arc<Organization>>,
-    pub users: CowSet<Arc<User>>,
+    /// Users, each with its links (organizations, spaces, groups, keys, bindings by node).
+    pub users: Users,
     /// Lowercased email → user id.
     pub user_by_email: CowMap<String, Id>,
     pub user_by_external_id: CowMap<String, Id>,
@@ -230,8 +338,6 @@ pub struct Index {
     pub bindings: CowSet<Arc<CompiledBinding>>,
     /// The ids the bindings repeat, interned.
     names: Names,
-    /// Each user's organizations, spaces, groups, keys and bindings by node, in one record.
-    pub user_links: CowMap<Id, Arc<UserLinks>>,
     /// Each group's and key's bindings by node: what the check path walks.
     pub group_node_bindings: CowMap<Id, Arc<NodeBindings>>,
     pub key_node_bindings: CowMap<Id, Arc<NodeBindings>>,
@@ -281,7 +387,7 @@ impl Index {
             revision: 0,
             catalog,
             organizations: CowMap::default(),
-            users: CowSet::default(),
+            users: Users::default(),
             user_by_email: CowMap::default(),
             user_by_external_id: CowMap::default(),
             memberships: CowMap::default(),
@@ -302,7 +408,6 @@ impl Index {
             roles,
             bindings: CowSet::default(),
             names: Names::default(),
-            user_links: CowMap::default(),
             group_node_bindings: CowMap::default(),
             key_node_bindings: CowMap::default(),
             bindings_by_node: CowMap::default(),
@@ -377,22 +482,22 @@ impl Index {
 
     /// The organizations a user is a member of.
     pub fn user_organizations(&self, user_id: &str) -> Option<&IdSet> {
-        self.user_links.get(user_id).map(|l| &l.organizations)
+        self.users.links(user_id).map(|l| &l.organizations)
     }
 
     /// The spaces a user is a member of.
     pub fn user_spaces(&self, user_id: &str) -> Option<&IdSet> {
-        self.user_links.get(user_id).map(|l| &l.spaces)
+        self.users.links(user_id).map(|l| &l.spaces)
     }
 
     /// The groups a user is a member of.
     pub fn user_groups(&self, user_id: &str) -> Option<&IdSet> {
-        self.user_links.get(user_id).map(|l| &l.groups)
+        self.users.links(user_id).map(|l| &l.groups)
     }
 
     /// A user's API keys.
     pub fn user_keys(&self, user_id: &str) -> Option<&IdSet> {
-        self.user_links.get(user_id).map(|l| &l.keys)
+        self.users.links(user_id).map(|l| &l.keys)
     }
 
     /// A registered resource.
@@ -632,21 +737,14 @@ impl Index {
 
     /// A user's record, to change; created empty when absent.
     fn user_links_mut(&mut self, user_id: &str) -> &mut UserLinks {
-        Arc::make_mut(self.user_links.entry_or_default(user_id.to_owned()))
+        self.users.links_mut(user_id)
     }
 
-    /// Changes a user's record, if there is one, and drops it when nothing is left in it.
+    /// Changes a user's links, if it has any, and drops them when nothing is left in them.
     fn change_user_links(&mut self, user_id: &str, change: impl FnOnce(&mut UserLinks)) {
-        if let Some(links) = self.user_links.get_mut(user_id) {
-            let links = Arc::make_mut(links);
-            change(links);
-            if links.is_empty() {
-                self.user_links.remove(user_id);
-            }
-        }
+        self.users.change_links(user_id, change)
     }
 
-    /// A subject's bindings by node, to change; created empty when absent.
     /// How many distinct ids the bindings name (interned once each).
     pub fn interned_names(&self) -> usize {
         self.names.len()
@@ -657,7 +755,7 @@ impl Index {
     /// index took them in.
     pub fn subject_bindings(&self, subject: &SubjectRef) -> Vec<&Arc<CompiledBinding>> {
         let node_bindings = match subject {
-            SubjectRef::User(id) => self.user_links.get(id).map(|l| &l.bindings),
+            SubjectRef::User(id) => self.users.links(id).map(|l| &l.bindings),
             SubjectRef::Group(id) => self.group_node_bindings.get(id).map(|nb| &**nb),
             SubjectRef::ApiKey(id) => self.key_node_bindings.get(id).map(|nb| &**nb),
         };
@@ -669,6 +767,7 @@ impl Index {
         list
     }
 
+    /// A subject's bindings by node, to change; created empty when absent.
     fn node_bindings_mut(&mut self, subject: &SubjectRef) -> &mut NodeBindings {
         match subject {
             SubjectRef::User(id) => &mut self.user_links_mut(id).bindings,
