@@ -100,12 +100,6 @@ impl CompiledRole {
     }
 }
 
-impl Keyed for Arc<User> {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
-
 /// One subject's bindings, sorted by the hash of the node each is on: the check path finds the
 /// bindings on each ancestor of the resource by a binary search of one contiguous array. (A map
 /// per kind of node, keyed by the node's id, cost more memory than the bindings themselves.)
