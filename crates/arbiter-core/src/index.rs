@@ -941,3 +941,64 @@ impl Index {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MembershipStatus;
+    use chrono::{DateTime, Utc};
+
+    fn user(id: &str) -> Object {
+        Object::User(User {
+            id: id.to_owned(),
+            email: format!("{id}@x.test"),
+            name: None,
+            external_ids: Vec::new(),
+            properties: Default::default(),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        })
+    }
+
+    fn membership(org: &str, user: &str) -> Object {
+        Object::Membership(Membership {
+            organization_id: org.to_owned(),
+            user_id: user.to_owned(),
+            status: MembershipStatus::Active,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        })
+    }
+
+    fn delete(object: &Object) -> Op {
+        Op::Delete { key: object.key() }
+    }
+
+    #[test]
+    fn a_users_links_may_come_before_it_and_outlive_it() {
+        let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let mut index = Index::new(catalog);
+        let (u1, m1) = (user("u1"), membership("o1", "u1"));
+        index.apply(1, &[Op::Put { object: m1.clone() }]);
+        assert!(index.users.get("u1").is_none(), "links alone are no user");
+        assert_eq!(index.users.len(), 0);
+        assert!(index.is_member("o1", "u1"));
+
+        index.apply(2, &[Op::Put { object: u1.clone() }]);
+        assert_eq!(index.users.len(), 1);
+        assert!(index.users.contains_key("u1"));
+        assert!(index.find_user("u1@x.test").is_some());
+
+        index.apply(3, &[delete(&u1)]);
+        assert_eq!(index.users.len(), 0);
+        assert!(index.users.get("u1").is_none());
+        assert!(
+            index.is_member("o1", "u1"),
+            "the membership outlives its user"
+        );
+
+        index.apply(4, &[delete(&m1)]);
+        assert!(!index.is_member("o1", "u1"));
+        assert_eq!(index.users.values().count(), 0);
+        assert!(index.users.records.is_empty(), "nothing is left of u1");
+    }
+}
