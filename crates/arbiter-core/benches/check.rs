@@ -94,10 +94,13 @@ fn bench(c: &mut Criterion) {
             }
         }
         samples.sort_unstable();
-        // A single write: clone the snapshot, apply one binding, publish.
+        // A single write: clone the snapshot, apply one binding, publish. Half on a project,
+        // half on the organization (whose node holds a tenth of all bindings).
         let mut writes = Vec::new();
+        let mut org_writes = Vec::new();
         let mut current = Arc::new(index);
-        for n in 0..50 {
+        for n in 0..100 {
+            let on_org = n % 2 == 1;
             let t = Instant::now();
             let mut next = (*current).clone();
             next.apply(
@@ -107,7 +110,11 @@ fn bench(c: &mut Criterion) {
                         id: format!("bench-write-{n}"),
                         role_id: "r0".to_owned(),
                         subject: SubjectRef::User("u0".to_owned()),
-                        node: Node::Project("p0".to_owned()),
+                        node: if on_org {
+                            Node::Organization(ORG.to_owned())
+                        } else {
+                            Node::Project("p0".to_owned())
+                        },
                         organization_id: Some(ORG.to_owned()),
                         condition: None,
                         expires_at: None,
@@ -117,12 +124,17 @@ fn bench(c: &mut Criterion) {
                 }],
             );
             current = Arc::new(next);
-            writes.push(t.elapsed());
+            if on_org {
+                org_writes.push(t.elapsed());
+            } else {
+                writes.push(t.elapsed());
+            }
         }
         writes.sort_unstable();
+        org_writes.sort_unstable();
         let index = current;
         eprintln!(
-            "{users} users, {} bindings, {allowed} of {} checks allowed: check p50 {:?}, p99 {:?}; index {} bytes per binding; built in {:?}; a write visible in {:?} (median of 50)",
+            "{users} users, {} bindings, {allowed} of {} checks allowed: check p50 {:?}, p99 {:?}; index {} bytes per binding; built in {:?}; a write visible in {:?} on a project, {:?} on the organization (medians of 50)",
             workload.bindings,
             workload.checks.len(),
             percentile(&samples, 0.5),
@@ -130,6 +142,7 @@ fn bench(c: &mut Criterion) {
             bytes / workload.bindings.max(1) as isize,
             build,
             percentile(&writes, 0.5),
+            percentile(&org_writes, 0.5),
         );
 
         let mut group = c.benchmark_group(format!("check/{users}_users"));

@@ -338,10 +338,189 @@ impl<V: Keyed + Clone> CowSet<V> {
     }
 }
 
+/// An unordered collection of shared values that a snapshot copies cheaply and a write changes
+/// in a bounded time, however large it grows: the bindings on an organization node (every
+/// binding on the organization itself) or an organization's grants may number in the hundreds
+/// of thousands, and a single write must not copy them all.
+///
+/// A small bag is one list; past [`SharedBag::SPLIT_AT`] values it is split into
+/// [`SharedBag::BUCKETS`] lists by the address of each value, each shared between snapshots until
+/// a write changes it. Values are told apart by identity ([`Arc::ptr_eq`]), not by equality. The
+/// order of iteration is the order of insertion while the bag is small, and unspecified after.
+#[derive(Debug)]
+pub struct SharedBag<T> {
+    buckets: Vec<Arc<Vec<Arc<T>>>>,
+    len: usize,
+}
+
+impl<T> Clone for SharedBag<T> {
+    fn clone(&self) -> Self {
+        Self {
+            buckets: self.buckets.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl<T> Default for SharedBag<T> {
+    fn default() -> Self {
+        Self {
+            buckets: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> SharedBag<T> {
+    /// The size past which the bag is split into buckets.
+    pub const SPLIT_AT: usize = 1024;
+    /// How many buckets a split bag has.
+    pub const BUCKETS: usize = 256;
+
+    fn bucket_of(&self, value: &Arc<T>) -> usize {
+        if self.buckets.len() < Self::BUCKETS {
+            return 0;
+        }
+        // The address's low bits are alignment; a multiplication spreads the rest.
+        let address = Arc::as_ptr(value) as *const () as usize as u64;
+        ((address >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % Self::BUCKETS
+    }
+
+    /// Adds a value (the caller does not add one twice).
+    pub fn push(&mut self, value: Arc<T>) {
+        if self.buckets.is_empty() {
+            self.buckets.push(Arc::default());
+        }
+        if self.len >= Self::SPLIT_AT && self.buckets.len() < Self::BUCKETS {
+            self.split();
+        }
+        let i = self.bucket_of(&value);
+        if let Some(bucket) = self.buckets.get_mut(i) {
+            Arc::make_mut(bucket).push(value);
+            self.len += 1;
+        }
+    }
+
+    fn split(&mut self) {
+        let values: Vec<Arc<T>> = self.iter().cloned().collect();
+        self.buckets = (0..Self::BUCKETS).map(|_| Arc::default()).collect();
+        for value in values {
+            let i = self.bucket_of(&value);
+            if let Some(bucket) = self.buckets.get_mut(i) {
+                Arc::make_mut(bucket).push(value);
+            }
+        }
+    }
+
+    /// Removes this very value (by identity); true when it was there.
+    pub fn remove(&mut self, value: &Arc<T>) -> bool {
+        let i = self.bucket_of(value);
+        let small = self.buckets.len() == 1;
+        let Some(bucket) = self.buckets.get_mut(i) else {
+            return false;
+        };
+        // Found before the bucket is copied, so that a miss copies nothing.
+        let Some(at) = bucket.iter().position(|v| Arc::ptr_eq(v, value)) else {
+            return false;
+        };
+        let bucket = Arc::make_mut(bucket);
+        if small {
+            // A small bag keeps the order of insertion.
+            bucket.remove(at);
+        } else {
+            bucket.swap_remove(at);
+        }
+        self.len -= 1;
+        if self.len == 0 {
+            self.buckets = Vec::new();
+        }
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.buckets.iter().flat_map(|b| b.iter())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn sorted(bag: &SharedBag<u32>) -> Vec<u32> {
+        let mut values: Vec<u32> = bag.iter().map(|v| **v).collect();
+        values.sort_unstable();
+        values
+    }
+
+    #[test]
+    fn a_shared_bag_holds_what_was_added_and_snapshots_stay_put() {
+        let values: Vec<Arc<u32>> = (0..3000).map(Arc::new).collect();
+        let mut bag = SharedBag::default();
+        let mut snapshots = Vec::new();
+        for (n, v) in values.iter().enumerate() {
+            bag.push(v.clone());
+            if n == 10 || n == 2000 {
+                snapshots.push((bag.clone(), n + 1));
+            }
+        }
+        // Small, it keeps the order of insertion.
+        let (small, _) = &snapshots[0];
+        assert_eq!(
+            small.iter().map(|v| **v).collect::<Vec<_>>(),
+            (0..11).collect::<Vec<_>>()
+        );
+        // Removing by identity: an equal value that is not the one added is not removed.
+        assert!(!bag.remove(&Arc::new(7)));
+        for v in values.iter().step_by(2) {
+            assert!(bag.remove(v));
+        }
+        assert!(!bag.remove(&values[0]));
+        assert_eq!(bag.len(), 1500);
+        assert_eq!(sorted(&bag), (1..3000).step_by(2).collect::<Vec<_>>());
+        for (snapshot, len) in &snapshots {
+            assert_eq!(snapshot.len(), *len);
+            assert_eq!(sorted(snapshot), (0..*len as u32).collect::<Vec<_>>());
+        }
+        for v in values.iter().skip(1).step_by(2) {
+            assert!(bag.remove(v));
+        }
+        assert!(bag.is_empty());
+        assert_eq!(bag.iter().count(), 0);
+    }
+
+    #[test]
+    fn a_write_to_a_large_shared_bag_copies_one_bucket() {
+        let mut bag = SharedBag::default();
+        let values: Vec<Arc<u32>> = (0..5000).map(Arc::new).collect();
+        for v in &values {
+            bag.push(v.clone());
+        }
+        let snapshot = bag.clone();
+        assert!(bag.remove(&values[1234]));
+        bag.push(Arc::new(5000));
+        let shared = bag
+            .buckets
+            .iter()
+            .zip(&snapshot.buckets)
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(bag.buckets.len(), SharedBag::<u32>::BUCKETS);
+        assert!(
+            shared >= SharedBag::<u32>::BUCKETS - 2,
+            "{shared} buckets still shared"
+        );
+        assert_eq!(snapshot.len(), 5000);
+        assert_eq!(bag.len(), 5000);
+    }
 
     proptest! {
         /// The map behaves as a plain map, and an older clone never sees later writes.

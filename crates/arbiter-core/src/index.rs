@@ -16,7 +16,7 @@ pub use crate::binding::CompiledBinding;
 use crate::binding::Names;
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::{compile_stored, CompiledCondition};
-use crate::cowmap::{hash_key, CowMap, CowSet, Keyed};
+use crate::cowmap::{hash_key, CowMap, CowSet, Keyed, SharedBag};
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::idset::{IdSet, SetOfIds};
 use crate::model::{
@@ -335,10 +335,11 @@ pub struct Index {
     /// Each group's and key's bindings by node: what the check path walks.
     pub group_node_bindings: CowMap<Id, Arc<NodeBindings>>,
     pub key_node_bindings: CowMap<Id, Arc<NodeBindings>>,
-    /// The bindings on each node, for subject search.
-    pub bindings_by_node: CowMap<crate::model::Node, Vec<Arc<CompiledBinding>>>,
+    /// The bindings on each node, for subject search. (A bag, not a list: the organization's
+    /// node may hold most of its bindings, and a write must not copy them all.)
+    pub bindings_by_node: CowMap<crate::model::Node, SharedBag<CompiledBinding>>,
     /// Each organization's grants, for subject search.
-    pub grants_by_organization: CowMap<Id, Vec<Arc<CompiledGrant>>>,
+    pub grants_by_organization: CowMap<Id, SharedBag<CompiledGrant>>,
     /// Registered resources by organization, type and id: looked up without allocating, and
     /// listed per type for resource search.
     pub resources_by_id: CowMap<String, Vec<Arc<Resource>>>,
@@ -679,7 +680,7 @@ impl Index {
                     self.change_node_bindings(&b.subject().to_subject_ref(), |nb| nb.remove(&b));
                     let node = b.node().to_node();
                     if let Some(list) = self.bindings_by_node.get_mut(&node) {
-                        list.retain(|x| x.id() != id);
+                        list.remove(&b);
                         if list.is_empty() {
                             self.bindings_by_node.remove(&node);
                         }
@@ -706,11 +707,12 @@ impl Index {
             }
             ObjectKind::ResourceGrant => {
                 if let Some(g) = self.grants.remove(id) {
-                    if let Some(list) = self
-                        .grants_by_organization
-                        .get_mut(&g.grant.organization_id)
-                    {
-                        list.retain(|x| x.grant.id != id);
+                    let org = &g.grant.organization_id;
+                    if let Some(list) = self.grants_by_organization.get_mut(org) {
+                        list.remove(&g);
+                        if list.is_empty() {
+                            self.grants_by_organization.remove(org);
+                        }
                     }
                     let subject = g.grant.subject.as_subject_ref();
                     if let Some(index) = self.grants_by_subject.get_mut(&subject) {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use arbiter_core::condition::Condition;
+use arbiter_core::cowmap::SharedBag;
 use arbiter_core::engine::{resolve_subject, ResourceQuery};
 use arbiter_core::grants::map_actions;
 use arbiter_core::index::Index;
@@ -166,7 +167,7 @@ fn holds_on_pattern(ctx: &Ctx, index: &Index, pattern: &IrnPattern, action: &str
                 .grants_by_organization
                 .get(org)
                 .into_iter()
-                .flatten()
+                .flat_map(SharedBag::iter)
                 .any(|g| {
                     &g.grant.subject.as_subject_ref() == r
                         && g.grant.condition.is_none()
@@ -365,7 +366,7 @@ fn prepare_item(
         .grants_by_organization
         .get(&org_id)
         .into_iter()
-        .flatten()
+        .flat_map(SharedBag::iter)
         .find(|g| g.grant.irn == irn && g.grant.subject == subject)
         .map(|g| g.grant.clone());
     let grant = ResourceGrant {

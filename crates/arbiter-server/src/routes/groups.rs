@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arbiter_core::cowmap::SharedBag;
 use arbiter_core::index::Index;
 use arbiter_core::model::{
     pair_key, Group, GroupKind, GroupMember, Object, ObjectKey, ObjectKind, Op, SubjectRef,
@@ -238,7 +239,7 @@ fn require_holds_what_the_group_holds(ctx: &Ctx, id: &str) -> Result<(), ApiErro
         .grants_by_organization
         .get(ctx.org_id())
         .into_iter()
-        .flatten()
+        .flat_map(SharedBag::iter)
     {
         if g.grant.subject != arbiter_core::model::GrantSubject::Group(id.to_owned()) {
             continue;
