@@ -236,8 +236,8 @@ pub struct BundleResource {
 
 /// Hex SHA-256 of an API key secret: the only form in which a secret is kept.
 pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    // Every authenticated request hashes its key: one allocation, not one per byte.
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 fn bad(message: String) -> CoreError {

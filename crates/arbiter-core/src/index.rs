@@ -458,8 +458,16 @@ impl Index {
         self.users
             .get(reference)
             .or_else(|| {
+                // Emails are kept in lower case; most references already are, and a check by
+                // email then allocates nothing.
+                let email =
+                    if reference.is_ascii() && !reference.bytes().any(|b| b.is_ascii_uppercase()) {
+                        std::borrow::Cow::Borrowed(reference)
+                    } else {
+                        std::borrow::Cow::Owned(reference.to_lowercase())
+                    };
                 self.user_by_email
-                    .get(&reference.to_lowercase())
+                    .get(email.as_ref())
                     .and_then(|id| self.users.get(id))
             })
             .or_else(|| {

@@ -465,7 +465,11 @@ pub fn init_telemetry(
 
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARBITER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a terminal: a log file or collector gets plain text (escape codes there
+    // are noise, and formatting them cost a few per cent of a busy server's time).
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // `ARBITER_LOG` filters what is logged; traces keep every `info` span whatever the logs show.
     let fmt = if json {
         fmt.json().with_filter(filter).boxed()

@@ -9,15 +9,14 @@ use arbiter_core::model::Properties;
 use arbiter_core::permission::Permission;
 use arbiter_core::requirement::Expr;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::decision_log::Decided;
 use crate::error::ApiError;
-use crate::extract::{Caller, Ctx, JsonBody};
+use crate::extract::{Caller, Ctx, JsonBody, OrganizationHeader};
 use crate::metrics::DecisionApi;
 use crate::state::AppState;
 
@@ -83,10 +82,21 @@ pub struct CheckBody {
     at_least_revision: Option<RevisionBody>,
 }
 
+/// A revision as answered: a string (JSON numbers lose precision past 2^53 in some clients),
+/// written without an allocation.
+#[derive(Clone, Copy)]
+struct RevisionText(u64);
+
+impl Serialize for RevisionText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
 #[derive(Serialize)]
 pub struct CheckAnswer {
     allowed: bool,
-    revision: String,
+    revision: RevisionText,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<engine::Reason>,
     /// For a `requirement`: the decision of each of its distinct permissions.
@@ -106,7 +116,7 @@ impl From<Decision> for CheckAnswer {
     fn from(d: Decision) -> Self {
         Self {
             allowed: d.allowed,
-            revision: d.revision.to_string(),
+            revision: RevisionText(d.revision),
             reason: d.reason,
             leaves: None,
         }
@@ -219,14 +229,15 @@ fn parse(ctx: &Ctx, index: &Index, body: CheckBody) -> Result<Parsed, ApiError> 
     })
 }
 
-fn decide(ctx: &Ctx, index: &Index, p: &Parsed) -> CheckAnswer {
+/// Decides a parsed check at `now` (a batch decides all its checks at one instant).
+fn decide(ctx: &Ctx, index: &Index, p: &Parsed, now: DateTime<Utc>) -> CheckAnswer {
     let expr = match &p.asked {
-        Asked::Permission(permission) => return decide_one(ctx, index, p, permission).into(),
+        Asked::Permission(permission) => return decide_one(ctx, index, p, permission, now).into(),
         Asked::Requirement(expr) => expr,
     };
     let mut leaves = Vec::new();
     let evaluation = expr.evaluate(|permission| {
-        let d = decide_one(ctx, index, p, permission);
+        let d = decide_one(ctx, index, p, permission, now);
         leaves.push(LeafAnswer {
             permission: permission.to_string(),
             allowed: d.allowed,
@@ -253,13 +264,19 @@ fn decide(ctx: &Ctx, index: &Index, p: &Parsed) -> CheckAnswer {
     });
     CheckAnswer {
         allowed: evaluation.allowed,
-        revision: index.revision.to_string(),
+        revision: RevisionText(index.revision),
         reason,
         leaves: Some(leaves),
     }
 }
 
-fn decide_one(ctx: &Ctx, index: &Index, p: &Parsed, permission: &Permission) -> Decision {
+fn decide_one(
+    ctx: &Ctx,
+    index: &Index,
+    p: &Parsed,
+    permission: &Permission,
+    now: DateTime<Utc>,
+) -> Decision {
     engine::check(
         index,
         &CheckRequest {
@@ -270,7 +287,7 @@ fn decide_one(ctx: &Ctx, index: &Index, p: &Parsed, permission: &Permission) -> 
             resource: &p.resource,
             action_properties: Some(&p.action_properties),
             context: Some(&p.context),
-            now: Utc::now(),
+            now,
             explain: p.explain,
         },
     )
@@ -295,7 +312,7 @@ async fn fresher(
 pub async fn check(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    headers: HeaderMap,
+    OrganizationHeader(organization): OrganizationHeader,
     JsonBody(body): JsonBody<CheckBody>,
 ) -> Result<Json<CheckAnswer>, ApiError> {
     // Wait for the revision asked before anything is looked up, the organization included.
@@ -304,13 +321,16 @@ pub async fn check(
         .as_ref()
         .map(RevisionBody::value)
         .transpose()?;
-    let ctx = Ctx::resolve(fresher(&state, caller, wanted).await?, &headers)?;
+    let ctx = Ctx::resolve_header(
+        fresher(&state, caller, wanted).await?,
+        organization.as_ref(),
+    )?;
     let parsed = parse(&ctx, ctx.index(), body)?;
     if !ctx.is_caller(&parsed.subject) {
         ctx.require_check_execute()?;
     }
     let started = std::time::Instant::now();
-    let answer = decide(&ctx, ctx.index(), &parsed);
+    let answer = decide(&ctx, ctx.index(), &parsed, Utc::now());
     state.usage.count(ctx.org_id(), answer.allowed);
     observe(&state, &ctx, DecisionApi::Check, &parsed, &answer, started);
     Ok(Json(answer))
@@ -332,7 +352,7 @@ enum BatchResult {
     Decided(CheckAnswer),
     Failed {
         allowed: bool,
-        revision: String,
+        revision: RevisionText,
         error: Value,
     },
 }
@@ -342,9 +362,9 @@ enum BatchResult {
 pub async fn batch(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    headers: HeaderMap,
+    OrganizationHeader(organization): OrganizationHeader,
     JsonBody(body): JsonBody<BatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchAnswer>, ApiError> {
     if body.checks.len() > MAX_BATCH {
         return Err(ApiError::field(
             "checks",
@@ -365,7 +385,10 @@ pub async fn batch(
         .flatten()
         .filter_map(|b| b.at_least_revision.as_ref()?.value().ok())
         .max();
-    let ctx = Ctx::resolve(fresher(&state, caller, wanted).await?, &headers)?;
+    let ctx = Ctx::resolve_header(
+        fresher(&state, caller, wanted).await?,
+        organization.as_ref(),
+    )?;
     let parsed: Vec<Result<Parsed, ApiError>> = items
         .into_iter()
         .map(|item| item.and_then(|b| parse(&ctx, ctx.index(), b)))
@@ -374,13 +397,14 @@ pub async fn batch(
         ctx.require_check_execute()?;
     }
     let index = ctx.caller.index.clone();
+    let now = Utc::now();
     let mut allowed = 0;
     let results: Vec<BatchResult> = parsed
         .iter()
         .map(|p| match p {
             Ok(p) => {
                 let started = std::time::Instant::now();
-                let answer = decide(&ctx, &index, p);
+                let answer = decide(&ctx, &index, p, now);
                 allowed += u64::from(answer.allowed);
                 observe(&state, &ctx, DecisionApi::Batch, p, &answer, started);
                 BatchResult::Decided(answer)
@@ -389,7 +413,7 @@ pub async fn batch(
                 let (status, code) = e.status_and_code();
                 BatchResult::Failed {
                     allowed: false,
-                    revision: index.revision.to_string(),
+                    revision: RevisionText(index.revision),
                     error: json!({"code": code, "message": e.to_string(), "status": status.as_u16()}),
                 }
             }
@@ -399,7 +423,13 @@ pub async fn batch(
     state
         .usage
         .count_many(ctx.org_id(), allowed, decided - allowed);
-    Ok(Json(json!({"results": results})))
+    Ok(Json(BatchAnswer { results }))
+}
+
+/// The answer of a batch, written straight from the results (not through a `Value` tree).
+#[derive(Serialize)]
+pub struct BatchAnswer {
+    results: Vec<BatchResult>,
 }
 
 /// Counts a decision in the metrics and, when it is on, the decision log.
@@ -424,7 +454,7 @@ fn observe(
             resource_type: &p.resource.resource_type,
             resource_id: &p.resource.id,
             allowed: answer.allowed,
-            revision: answer.revision.parse().unwrap_or(0),
+            revision: answer.revision.0,
         },
         started.elapsed(),
     );
