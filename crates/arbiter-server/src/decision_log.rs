@@ -189,8 +189,14 @@ impl AppState {
     /// draws it. `elapsed` is the engine's time for it.
     pub fn decided(&self, ctx: &Ctx, d: Decided<'_>, elapsed: Duration) {
         self.metrics.decision(d.api, d.allowed, elapsed);
+        self.log_decision(ctx, &d);
+    }
+
+    /// Logs a decision when the decision log is on and draws it (a batch counts its decisions
+    /// in a [`crate::metrics::DecisionTally`]).
+    pub fn log_decision(&self, ctx: &Ctx, d: &Decided<'_>) {
         if let Some(log) = &self.decision_log {
-            log.record(ctx, &d);
+            log.record(ctx, d);
         }
     }
 }

@@ -303,6 +303,18 @@ impl Metrics {
         }
     }
 
+    /// A tally of many decisions (a batch's) that reaches the shared metrics once, when it is
+    /// dropped, rather than once per decision.
+    pub fn decision_tally(&self, api: DecisionApi) -> DecisionTally {
+        DecisionTally {
+            counts: self
+                .decisions
+                .get(api.slot())
+                .map(|[yes, no]| [yes.local(), no.local()]),
+            duration: self.decision_duration.get(api.slot()).map(Histogram::local),
+        }
+    }
+
     /// Times a store call; a failed one is counted too.
     pub fn store_call(&self, op: StoreOp, elapsed: Duration, ok: bool) {
         if let Some(h) = self.store_duration.get(op.slot()) {
@@ -351,6 +363,40 @@ impl Metrics {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+}
+
+/// See [`Metrics::decision_tally`].
+pub struct DecisionTally {
+    counts: Option<[prometheus::local::LocalIntCounter; 2]>,
+    duration: Option<prometheus::local::LocalHistogram>,
+}
+
+impl DecisionTally {
+    /// Counts one decision and the engine's time for it.
+    pub fn decision(&mut self, allowed: bool, elapsed: Duration) {
+        if let Some([yes, no]) = &mut self.counts {
+            if allowed {
+                yes.inc();
+            } else {
+                no.inc();
+            }
+        }
+        if let Some(h) = &mut self.duration {
+            h.observe(elapsed.as_secs_f64());
+        }
+    }
+}
+
+impl Drop for DecisionTally {
+    fn drop(&mut self) {
+        if let Some([yes, no]) = &mut self.counts {
+            yes.flush();
+            no.flush();
+        }
+        if let Some(h) = &mut self.duration {
+            h.flush();
+        }
     }
 }
 

@@ -442,6 +442,9 @@ async fn metrics_are_exposed_and_move() {
     let allowed = "arbiter_decisions_total{api=\"check\",decision=\"allowed\"}";
     let denied = "arbiter_decisions_total{api=\"check\",decision=\"denied\"}";
     let latency = "arbiter_decision_duration_seconds_count{api=\"check\"}";
+    let batch_allowed = "arbiter_decisions_total{api=\"batch\",decision=\"allowed\"}";
+    let batch_denied = "arbiter_decisions_total{api=\"batch\",decision=\"denied\"}";
+    let batch_latency = "arbiter_decision_duration_seconds_count{api=\"batch\"}";
     let commits = "arbiter_store_duration_seconds_count{operation=\"commit\"}";
 
     let got = app
@@ -458,6 +461,26 @@ async fn metrics_are_exposed_and_move() {
             .await
     );
 
+    // A batch counts each decision it makes, and not the item it could not read.
+    let check = |subject: &str, permission: &str| {
+        json!({"subject": {"type": "user", "id": subject}, "permission": permission,
+               "resource": {"type": "model", "id": "m1"}})
+    };
+    let batch = app
+        .post(
+            "/v1/check/batch",
+            ADMIN_KEY,
+            Some(&org),
+            json!({"checks": [
+                check("admin@localhost", "model:read"),
+                check("admin@localhost", "model:write"),
+                check(&alice, "model:write"),
+                {"permission": "model:read"},
+            ]}),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.text);
+
     let after = metrics(&app).await;
     let moved = |series: &str| {
         sample(&after, series).unwrap_or(0.0) - sample(&before, series).unwrap_or(0.0)
@@ -466,6 +489,9 @@ async fn metrics_are_exposed_and_move() {
     assert_eq!(moved(allowed), 1.0, "{after}");
     assert_eq!(moved(denied), 1.0, "{after}");
     assert_eq!(moved(latency), 2.0, "{after}");
+    assert_eq!(moved(batch_allowed), 2.0, "{after}");
+    assert_eq!(moved(batch_denied), 1.0, "{after}");
+    assert_eq!(moved(batch_latency), 3.0, "{after}");
     assert_eq!(moved(commits), 1.0, "{after}");
     // Routes are templates: no object id ever becomes a label.
     assert!(!after.contains(&role), "{after}");
