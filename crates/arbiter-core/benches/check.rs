@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use arbiter_core::catalog::Catalog;
 use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
-use arbiter_core::model::{Node, Object, Op, RoleBinding, SubjectRef};
+use arbiter_core::model::{
+    Membership, MembershipStatus, Node, Object, Op, RoleBinding, SubjectRef,
+};
 use arbiter_core::workload::{generate, CountingAllocator, WorkloadCheck, ORG};
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -94,55 +96,58 @@ fn bench(c: &mut Criterion) {
             }
         }
         samples.sort_unstable();
-        // A single write: clone the snapshot, apply one binding, publish. Half on a project,
-        // half on the organization (whose node holds a tenth of all bindings).
-        let mut writes = Vec::new();
-        let mut org_writes = Vec::new();
+        // A single write: clone the snapshot, apply one object, publish. A binding on a
+        // project, a binding on the organization (whose node holds a tenth of all bindings), and
+        // a new member of the organization (which has every user as a member), 50 of each.
+        let mut writes: [Vec<Duration>; 3] = Default::default();
         let mut current = Arc::new(index);
-        for n in 0..100 {
-            let on_org = n % 2 == 1;
+        for n in 0..150 {
+            let kind = n % 3;
+            let object = if kind == 2 {
+                Object::Membership(Membership {
+                    organization_id: ORG.to_owned(),
+                    user_id: format!("bench-member-{n}"),
+                    status: MembershipStatus::Active,
+                    created_at: now,
+                })
+            } else {
+                Object::RoleBinding(RoleBinding {
+                    id: format!("bench-write-{n}"),
+                    role_id: "r0".to_owned(),
+                    subject: SubjectRef::User("u0".to_owned()),
+                    node: if kind == 1 {
+                        Node::Organization(ORG.to_owned())
+                    } else {
+                        Node::Project("p0".to_owned())
+                    },
+                    organization_id: Some(ORG.to_owned()),
+                    condition: None,
+                    expires_at: None,
+                    created_at: now,
+                    updated_at: now,
+                })
+            };
             let t = Instant::now();
             let mut next = (*current).clone();
-            next.apply(
-                current.revision + 1,
-                &[Op::Put {
-                    object: Object::RoleBinding(RoleBinding {
-                        id: format!("bench-write-{n}"),
-                        role_id: "r0".to_owned(),
-                        subject: SubjectRef::User("u0".to_owned()),
-                        node: if on_org {
-                            Node::Organization(ORG.to_owned())
-                        } else {
-                            Node::Project("p0".to_owned())
-                        },
-                        organization_id: Some(ORG.to_owned()),
-                        condition: None,
-                        expires_at: None,
-                        created_at: now,
-                        updated_at: now,
-                    }),
-                }],
-            );
+            next.apply(current.revision + 1, &[Op::Put { object }]);
             current = Arc::new(next);
-            if on_org {
-                org_writes.push(t.elapsed());
-            } else {
-                writes.push(t.elapsed());
-            }
+            writes[kind].push(t.elapsed());
         }
-        writes.sort_unstable();
-        org_writes.sort_unstable();
+        for w in &mut writes {
+            w.sort_unstable();
+        }
         let index = current;
         eprintln!(
-            "{users} users, {} bindings, {allowed} of {} checks allowed: check p50 {:?}, p99 {:?}; index {} bytes per binding; built in {:?}; a write visible in {:?} on a project, {:?} on the organization (medians of 50)",
+            "{users} users, {} bindings, {allowed} of {} checks allowed: check p50 {:?}, p99 {:?}; index {} bytes per binding; built in {:?}; a write visible in {:?} (a binding on a project), {:?} (on the organization), {:?} (a member of the organization) (medians of 50)",
             workload.bindings,
             workload.checks.len(),
             percentile(&samples, 0.5),
             percentile(&samples, 0.99),
             bytes / workload.bindings.max(1) as isize,
             build,
-            percentile(&writes, 0.5),
-            percentile(&org_writes, 0.5),
+            percentile(&writes[0], 0.5),
+            percentile(&writes[1], 0.5),
+            percentile(&writes[2], 0.5),
         );
 
         let mut group = c.benchmark_group(format!("check/{users}_users"));

@@ -2,9 +2,7 @@
 //! and keys of one user. An empty `BTreeSet` is free but one holding a single id allocates a
 //! node of eleven slots (about 280 bytes); this holds exactly its ids, sorted, in one `Vec`.
 //! Inserting is linear in the set's size, so the sets that grow large (an organization's users)
-//! stay `BTreeSet`s.
-
-use std::collections::BTreeSet;
+//! are [`crate::index::MemberSet`]s, persistent sorted sets a write changes without copying.
 
 use crate::model::Id;
 
@@ -70,7 +68,7 @@ impl<'a> IntoIterator for &'a IdSet {
     }
 }
 
-/// What the index's one-to-many maps of ids hold: an [`IdSet`] or a `BTreeSet`.
+/// What the index's one-to-many maps of ids hold: an [`IdSet`] or a [`crate::index::MemberSet`].
 pub trait SetOfIds: Default + Clone {
     fn add(&mut self, id: &str);
     fn take_out(&mut self, id: &str);
@@ -97,7 +95,7 @@ macro_rules! set_of_ids {
 }
 
 set_of_ids!(IdSet);
-set_of_ids!(BTreeSet<Id>);
+set_of_ids!(imbl::OrdSet<Id>);
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use crate::cowmap::SharedBag;
 use crate::engine::{
     check, resolve_subject, resolve_target, CheckRequest, ResourceQuery, SubjectQuery,
 };
-use crate::index::Index;
+use crate::index::{Index, MemberSet};
 use crate::model::{Properties, SubjectRef, User};
 use crate::permission::Permission;
 
@@ -157,7 +157,8 @@ pub fn search_resources(
 ) -> Vec<String> {
     let org = sc.organization_id;
     let resource_type = permission.resource_type();
-    let mut candidates: BTreeSet<String> = index
+    // A persistent set: this copy costs a pointer, not the type's every id.
+    let mut candidates: MemberSet = index
         .resource_ids_by_type
         .get(&(org.to_owned(), resource_type.to_owned()))
         .cloned()

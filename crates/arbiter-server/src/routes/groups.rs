@@ -42,11 +42,12 @@ fn find(ctx: &Ctx, index: &Index, kind: GroupKind, id: &str) -> Result<Group, Ap
 
 fn with_members(index: &Index, group: &Group) -> Value {
     let mut value = json!(group);
-    value["members"] = json!(index
+    let members: Vec<&String> = index
         .group_members
         .get(&group.id)
-        .cloned()
-        .unwrap_or_default());
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    value["members"] = json!(members);
     value
 }
 
