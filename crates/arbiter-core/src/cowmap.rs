@@ -1,6 +1,8 @@
 //! A hash map split into shards that are shared between snapshots and copied on write: cloning
 //! the map copies 256 pointers, and a write copies only the one shard it touches. This is what
 //! lets a write publish a new index snapshot in microseconds, whatever the size of the index.
+//! A shard is copied with its values, so a value that grows large is a [`SharedBag`] (or a
+//! persistent set, `crate::index::MemberSet`), which a write changes without copying it whole.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -339,14 +341,15 @@ impl<V: Keyed + Clone> CowSet<V> {
 }
 
 /// An unordered collection of shared values that a snapshot copies cheaply and a write changes
-/// in a bounded time, however large it grows: the bindings on an organization node (every
-/// binding on the organization itself) or an organization's grants may number in the hundreds
-/// of thousands, and a single write must not copy them all.
+/// by copying a 256th of it: the bindings on an organization node (every binding on the
+/// organization itself) or an organization's grants may number in the hundreds of thousands, and
+/// a single write must not copy them all.
 ///
 /// A small bag is one list; past [`SharedBag::SPLIT_AT`] values it is split into
 /// [`SharedBag::BUCKETS`] lists by the address of each value, each shared between snapshots until
-/// a write changes it. Values are told apart by identity ([`Arc::ptr_eq`]), not by equality. The
-/// order of iteration is the order of insertion while the bag is small, and unspecified after.
+/// a write changes it, and it stays split (its 256 lists with it) until it is empty. Values are
+/// told apart by identity ([`Arc::ptr_eq`]), not by equality. The order of iteration is the order
+/// of insertion until the bag is split, and unspecified after.
 #[derive(Debug)]
 pub struct SharedBag<T> {
     buckets: Vec<Arc<Vec<Arc<T>>>>,
