@@ -80,11 +80,16 @@ pub fn parse_json<'a, T: Deserialize<'a>>(
     if raw_depth(bytes) > max_depth {
         return Err(ApiError::TooDeep(max_depth));
     }
+    // The whole body, not only the values a route reads: serde skips an ignored value's bytes
+    // without checking them, and a batch item or an unknown field could otherwise carry invalid
+    // UTF-8 through.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ApiError::MalformedJson(format!("the body is not UTF-8: {e}")))?;
     // One pass straight into the target type; only on failure is the body read again, to tell
     // malformed JSON from JSON of the wrong shape.
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
-            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Ok(_) => ApiError::InvalidBody(e.to_string()),
                 Err(syntax) => ApiError::MalformedJson(syntax.to_string()),
             }

@@ -367,7 +367,10 @@ fn prepare_item(
         .get(&org_id)
         .into_iter()
         .flat_map(SharedBag::iter)
-        .find(|g| g.grant.irn == irn && g.grant.subject == subject)
+        .filter(|g| g.grant.irn == irn && g.grant.subject == subject)
+        // A bundle may hold two such grants (with ids of its own): the bag has no order, so
+        // the one updated is chosen by id.
+        .min_by(|a, b| a.grant.id.cmp(&b.grant.id))
         .map(|g| g.grant.clone());
     let grant = ResourceGrant {
         id: previous
