@@ -448,9 +448,29 @@ impl<T> SharedBag<T> {
         self.len == 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
-        self.buckets.iter().flat_map(|b| b.iter())
+    pub fn iter(&self) -> BagIter<'_, T> {
+        self.into_iter()
     }
+}
+
+/// What iterating a `&SharedBag` yields: each bucket's values in turn.
+type BagIter<'a, T> = std::iter::FlatMap<
+    std::slice::Iter<'a, Arc<Vec<Arc<T>>>>,
+    std::slice::Iter<'a, Arc<T>>,
+    fn(&'a Arc<Vec<Arc<T>>>) -> std::slice::Iter<'a, Arc<T>>,
+>;
+
+impl<'a, T> IntoIterator for &'a SharedBag<T> {
+    type Item = &'a Arc<T>;
+    type IntoIter = BagIter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.buckets.iter().flat_map(bucket_values as fn(_) -> _)
+    }
+}
+
+fn bucket_values<T>(bucket: &Arc<Vec<Arc<T>>>) -> std::slice::Iter<'_, Arc<T>> {
+    bucket.iter()
 }
 
 #[cfg(test)]

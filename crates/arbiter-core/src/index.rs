@@ -10,12 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The maps of the index: a fast hasher, seeded per process (so ids chosen to collide cannot be
 /// planned).
 pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
-/// A set of ids that may grow large (an organization's members, a type's registered resources):
-/// a persistent sorted set, so that a write changing one id in a new snapshot copies a path of
-/// the tree, not the whole set (a member added to an organization of 100,000 copied 100,000
-/// ids).
-pub type MemberSet = imbl::OrdSet<Id>;
 use std::sync::Arc;
 
 pub use crate::binding::CompiledBinding;
@@ -31,6 +25,12 @@ use crate::model::{
     Space, SpaceMember, SubjectRef, User,
 };
 use crate::permission::Permission;
+
+/// A set of ids that may grow large (an organization's members, a type's registered resources):
+/// a persistent sorted set, so that a write changing one id in a new snapshot copies a path of
+/// the tree, not the whole set (a member added to an organization of 100,000 copied 100,000
+/// ids).
+pub type MemberSet = imbl::OrdSet<Id>;
 
 /// A revision of the store: every committed write advances it by one.
 pub type Revision = u64;

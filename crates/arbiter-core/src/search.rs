@@ -9,7 +9,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::cowmap::SharedBag;
 use crate::engine::{
     check, resolve_subject, resolve_target, CheckRequest, ResourceQuery, SubjectQuery,
 };
@@ -81,12 +80,7 @@ pub fn search_subjects(
         }
     };
     for node in &target.chain {
-        for binding in index
-            .bindings_by_node
-            .get(node)
-            .into_iter()
-            .flat_map(SharedBag::iter)
-        {
+        for binding in index.bindings_by_node.get(node).into_iter().flatten() {
             let covers = index
                 .roles
                 .get(binding.role_id())
@@ -111,12 +105,7 @@ pub fn search_subjects(
         );
     }
     if let Some(service) = index.type_service(org, &target.resource_type) {
-        for grant in index
-            .grants_by_organization
-            .get(org)
-            .into_iter()
-            .flat_map(SharedBag::iter)
-        {
+        for grant in index.grants_by_organization.get(org).into_iter().flatten() {
             let matches = grant.pattern.as_ref().is_some_and(|p| {
                 p.service().matches(service)
                     && p.resource_type().matches(&target.resource_type)
@@ -169,7 +158,7 @@ pub fn search_resources(
                 .grants_by_organization
                 .get(org)
                 .into_iter()
-                .flat_map(SharedBag::iter)
+                .flatten()
                 .filter(|g| &g.grant.subject.as_subject_ref() == subject_ref)
             {
                 if let Some(p) = &grant.pattern {

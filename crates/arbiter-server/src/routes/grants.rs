@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use arbiter_core::condition::Condition;
-use arbiter_core::cowmap::SharedBag;
 use arbiter_core::engine::{resolve_subject, ResourceQuery};
 use arbiter_core::grants::map_actions;
 use arbiter_core::index::Index;
@@ -167,7 +166,7 @@ fn holds_on_pattern(ctx: &Ctx, index: &Index, pattern: &IrnPattern, action: &str
                 .grants_by_organization
                 .get(org)
                 .into_iter()
-                .flat_map(SharedBag::iter)
+                .flatten()
                 .any(|g| {
                     &g.grant.subject.as_subject_ref() == r
                         && g.grant.condition.is_none()
@@ -366,7 +365,7 @@ fn prepare_item(
         .grants_by_organization
         .get(&org_id)
         .into_iter()
-        .flat_map(SharedBag::iter)
+        .flatten()
         .filter(|g| g.grant.irn == irn && g.grant.subject == subject)
         // A bundle may hold two such grants (with ids of its own): the bag has no order, so
         // the one updated is chosen by id.

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use arbiter_core::cowmap::SharedBag;
 use arbiter_core::index::Index;
 use arbiter_core::model::{
     pair_key, Group, GroupKind, GroupMember, Object, ObjectKey, ObjectKind, Op, SubjectRef,
@@ -240,7 +239,7 @@ fn require_holds_what_the_group_holds(ctx: &Ctx, id: &str) -> Result<(), ApiErro
         .grants_by_organization
         .get(ctx.org_id())
         .into_iter()
-        .flat_map(SharedBag::iter)
+        .flatten()
     {
         if g.grant.subject != arbiter_core::model::GrantSubject::Group(id.to_owned()) {
             continue;

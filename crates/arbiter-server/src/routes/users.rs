@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use arbiter_core::cowmap::SharedBag;
 use arbiter_core::engine::{effective_grants, resolve_subject};
 use arbiter_core::index::Index;
 use arbiter_core::model::{
@@ -283,12 +282,7 @@ fn removal_ops(index: &Index, org: &str, user_id: &str) -> Vec<Op> {
         },
     }];
     // The user's resource grants in the organization go with its membership.
-    for g in index
-        .grants_by_organization
-        .get(org)
-        .into_iter()
-        .flat_map(SharedBag::iter)
-    {
+    for g in index.grants_by_organization.get(org).into_iter().flatten() {
         if g.grant.subject == arbiter_core::model::GrantSubject::User(user_id.to_owned()) {
             ops.push(Op::Delete {
                 key: ObjectKey {
