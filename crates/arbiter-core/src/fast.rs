@@ -118,7 +118,12 @@ struct Fast<'a> {
     request: &'a CheckRequest<'a>,
     who: Who<'a>,
     target: TargetView<'a>,
-    chain: [Option<(u64, NodeView<'a>)>; 5],
+    /// The nodes a binding may be on to apply, in the order they are tried (see [`chain`]).
+    chain: [Option<NodeView<'a>>; 5],
+    /// Their [`node_hash`]es, each computed when a subject first holds bindings on its kind.
+    hashes: [Option<u64>; 5],
+    /// The asked permission's [`hash_key`], for the roles' tables.
+    permission_hash: u64,
     now: DateTime<Utc>,
     /// Set when something needs the reference evaluator.
     unsupported: bool,
@@ -170,13 +175,15 @@ impl<'a> Fast<'a> {
     }
 
     fn role(&mut self, role: &CompiledRole, binding: Option<&CompiledBinding>) -> bool {
-        let permission = self.request.permission;
-        role.for_each_covering(permission, &mut |e| self.entry(e, binding))
+        let (permission, hash) = (self.request.permission, self.permission_hash);
+        role.for_each_covering_hashed(permission, hash, &mut |e| self.entry(e, binding))
     }
 
-    fn bindings<'b>(&mut self, list: impl IntoIterator<Item = &'b Arc<CompiledBinding>>) -> bool {
-        for b in list {
-            if !b.is_active(self.now) {
+    /// The bindings on one node of the chain: those of `list` that are on `node`.
+    fn bindings(&mut self, list: &[(u64, Arc<CompiledBinding>)], node: NodeView<'_>) -> bool {
+        for (_, b) in list {
+            // Another node may share the hash.
+            if b.node() != node || !b.is_active(self.now) {
                 continue;
             }
             // Another organization's binding never applies here (as in the reference).
@@ -196,11 +203,15 @@ impl<'a> Fast<'a> {
 
     /// The subject's bindings on each node of the resource's chain.
     fn node_bindings(&mut self, nb: &NodeBindings) -> bool {
-        let chain = self.chain;
-        for (hash, node) in chain.iter().flatten() {
+        for i in 0..self.chain.len() {
+            let Some(node) = self.chain[i] else { continue };
+            if !nb.may_hold(node) {
+                continue;
+            }
+            let hash = *self.hashes[i].get_or_insert_with(|| node_hash(node));
             // A node of another organization never shares the view, so a resource binding
             // of another organization does not count here.
-            if self.bindings(nb.on(*hash).filter(|b| b.node() == *node)) {
+            if self.bindings(nb.on(hash), node) {
                 return true;
             }
         }
@@ -208,22 +219,17 @@ impl<'a> Fast<'a> {
     }
 }
 
-/// The nodes a binding may be on to apply to the resource, with their hashes, in the order they
-/// are tried: the platform, the resource itself, its project, its space, its organization.
-fn chain<'a>(target: &TargetView<'a>) -> [Option<(u64, NodeView<'a>)>; 5] {
-    let with_hash = |node: NodeView<'a>| (node_hash(node), node);
-    let mut chain = [Some(with_hash(NodeView::Platform)), None, None, None, None];
+/// The nodes a binding may be on to apply to the resource, in the order they are tried: the
+/// platform, the resource itself, its project, its space, its organization.
+fn chain<'a>(target: &TargetView<'a>) -> [Option<NodeView<'a>>; 5] {
+    let mut chain = [Some(NodeView::Platform), None, None, None, None];
     if let Some(org) = target.organization {
         if target.is_resource {
-            chain[1] = Some(with_hash(NodeView::Resource(
-                org,
-                target.resource_type,
-                target.id,
-            )));
+            chain[1] = Some(NodeView::Resource(org, target.resource_type, target.id));
         }
-        chain[2] = target.project.map(|p| with_hash(NodeView::Project(p)));
-        chain[3] = target.space.map(|s| with_hash(NodeView::Space(s)));
-        chain[4] = Some(with_hash(NodeView::Organization(org)));
+        chain[2] = target.project.map(NodeView::Project);
+        chain[3] = target.space.map(NodeView::Space);
+        chain[4] = Some(NodeView::Organization(org));
     }
     chain
 }
@@ -272,6 +278,8 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         request,
         who,
         chain: chain(&target),
+        hashes: [None; 5],
+        permission_hash: hash_key(request.permission),
         target,
         now,
         unsupported: false,
@@ -285,7 +293,8 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     ) {
         // The role first: it is shared and in cache, and covers few permissions, so that most
         // checks skip reading the user's organizations.
-        let covers = base.for_each_covering(request.permission, &mut |_| true);
+        let covers =
+            base.for_each_covering_hashed(request.permission, fast.permission_hash, &mut |_| true);
         let member = covers && links.is_some_and(|l| l.organizations.contains(org));
         if member && fast.role(base, None) {
             return Some(true);

@@ -50,8 +50,8 @@ pub struct CompiledEntry {
 pub struct CompiledRole {
     pub role: Role,
     pub entries: Vec<CompiledEntry>,
-    /// Entries by their concrete permission, for the check path.
-    exact: HashMap<Permission, Vec<usize>>,
+    /// Entries by their concrete permission ([`hash_key`] of it), for the check path.
+    exact: hashbrown::HashTable<(Permission, Vec<usize>)>,
     /// Entries whose permission holds a wildcard.
     patterns: Vec<usize>,
 }
@@ -60,11 +60,19 @@ impl CompiledRole {
     /// Compiles a role's entries.
     pub fn new(role: Role) -> Self {
         let entries: Vec<CompiledEntry> = role.permissions.iter().map(compile_entry).collect();
-        let mut exact: HashMap<Permission, Vec<usize>> = HashMap::default();
+        let mut exact: hashbrown::HashTable<(Permission, Vec<usize>)> = Default::default();
         let mut patterns = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             if e.permission.is_concrete() {
-                exact.entry(e.permission.clone()).or_default().push(i);
+                let hash = hash_key(&e.permission);
+                match exact.find_mut(hash, |(p, _)| *p == e.permission) {
+                    Some((_, list)) => list.push(i),
+                    None => {
+                        exact.insert_unique(hash, (e.permission.clone(), vec![i]), |(p, _)| {
+                            hash_key(p)
+                        });
+                    }
+                }
             } else {
                 patterns.push(i);
             }
@@ -77,16 +85,29 @@ impl CompiledRole {
         }
     }
 
-    /// Calls `f` with every entry whose permission covers `asked`, without allocating.
+    /// Calls `f` with every entry whose permission covers `asked`, without allocating, until
+    /// `f` answers true; true when it did.
     pub fn for_each_covering(
         &self,
         asked: &Permission,
         f: &mut dyn FnMut(&CompiledEntry) -> bool,
     ) -> bool {
+        self.for_each_covering_hashed(asked, hash_key(asked), f)
+    }
+
+    /// [`CompiledRole::for_each_covering`] given `asked`'s [`hash_key`], which the check path
+    /// computes once for all the roles it asks.
+    pub fn for_each_covering_hashed(
+        &self,
+        asked: &Permission,
+        asked_hash: u64,
+        f: &mut dyn FnMut(&CompiledEntry) -> bool,
+    ) -> bool {
         if asked.is_concrete() {
             for i in self
                 .exact
-                .get(asked)
+                .find(asked_hash, |(p, _)| p == asked)
+                .map(|(_, list)| list)
                 .into_iter()
                 .flatten()
                 .chain(self.patterns.iter())
@@ -112,6 +133,10 @@ impl CompiledRole {
 #[derive(Clone, Debug, Default)]
 pub struct NodeBindings {
     by_node: Vec<(u64, Arc<CompiledBinding>)>,
+    /// The kinds of node the bindings are on ([`node_kind`] bits), so that the check path
+    /// neither hashes nor searches for a node of a kind the subject holds nothing on (most
+    /// subjects' bindings are on one or two kinds).
+    kinds: u8,
     /// Set by the first binding added since the list was last settled; [`Index::settle`] sorts
     /// `by_node` again and gives back the room it grew by.
     unsettled: bool,
@@ -123,6 +148,7 @@ impl NodeBindings {
     /// each nor a sort each. True when the list was settled until now.
     fn push(&mut self, binding: Arc<CompiledBinding>) -> bool {
         let hash = node_hash(binding.node());
+        self.kinds |= node_kind(binding.node());
         self.by_node.push((hash, binding));
         !std::mem::replace(&mut self.unsettled, true)
     }
@@ -138,6 +164,15 @@ impl NodeBindings {
     fn remove(&mut self, binding: &CompiledBinding) {
         let id = binding.id();
         self.by_node.retain(|(_, b)| b.id() != id);
+        self.kinds = self
+            .by_node
+            .iter()
+            .fold(0, |kinds, (_, b)| kinds | node_kind(b.node()));
+    }
+
+    /// True when some binding is on a node of `node`'s kind.
+    pub fn may_hold(&self, node: NodeView<'_>) -> bool {
+        self.kinds & node_kind(node) != 0
     }
 
     /// True when the subject has no binding left.
@@ -147,12 +182,14 @@ impl NodeBindings {
 
     /// The bindings on the node that hashes to `hash` ([`node_hash`]); the caller compares the
     /// node, as another node may share the hash.
-    pub fn on(&self, hash: u64) -> impl Iterator<Item = &Arc<CompiledBinding>> {
+    pub fn on(&self, hash: u64) -> &[(u64, Arc<CompiledBinding>)] {
         let from = self.by_node.partition_point(|(h, _)| *h < hash);
-        self.by_node[from..]
+        let rest = &self.by_node[from..];
+        let len = rest
             .iter()
-            .take_while(move |(h, _)| *h == hash)
-            .map(|(_, b)| b)
+            .position(|(h, _)| *h != hash)
+            .unwrap_or(rest.len());
+        &rest[..len]
     }
 }
 
@@ -288,6 +325,17 @@ impl Users {
 /// The hash [`NodeBindings`] sorts a node by.
 pub fn node_hash(node: NodeView<'_>) -> u64 {
     hash_key(&node)
+}
+
+/// A node's kind, as one bit of [`NodeBindings`]' kinds.
+pub fn node_kind(node: NodeView<'_>) -> u8 {
+    match node {
+        NodeView::Platform => 1,
+        NodeView::Organization(_) => 2,
+        NodeView::Space(_) => 4,
+        NodeView::Project(_) => 8,
+        NodeView::Resource(..) => 16,
+    }
 }
 
 fn compile_entry(entry: &RoleEntry) -> CompiledEntry {
@@ -963,7 +1011,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::MembershipStatus;
+    use crate::model::{MembershipStatus, Node, RoleBinding};
     use chrono::{DateTime, Utc};
 
     fn user(id: &str) -> Object {
@@ -1018,5 +1066,48 @@ mod tests {
         assert!(!index.is_member("o1", "u1"));
         assert_eq!(index.users.values().count(), 0);
         assert!(index.users.records.is_empty(), "nothing is left of u1");
+    }
+
+    #[test]
+    fn a_subjects_bindings_know_the_kinds_of_node_they_are_on() {
+        let mut names = Names::default();
+        let binding = |id: &str, node: Node, names: &mut Names| {
+            Arc::new(CompiledBinding::new(
+                RoleBinding {
+                    id: id.to_owned(),
+                    role_id: "r".to_owned(),
+                    subject: SubjectRef::User("u".to_owned()),
+                    node,
+                    organization_id: Some("o".to_owned()),
+                    condition: None,
+                    expires_at: None,
+                    created_at: DateTime::<Utc>::UNIX_EPOCH,
+                    updated_at: DateTime::<Utc>::UNIX_EPOCH,
+                },
+                names,
+            ))
+        };
+        let on_project = binding("b1", Node::Project("p".to_owned()), &mut names);
+        let on_org = binding("b2", Node::Organization("o".to_owned()), &mut names);
+        let mut nb = NodeBindings::default();
+        assert!(!nb.may_hold(NodeView::Platform));
+        nb.push(on_project.clone());
+        nb.push(on_org.clone());
+        nb.settle();
+        assert!(nb.may_hold(NodeView::Project("another")));
+        assert!(nb.may_hold(NodeView::Organization("o")));
+        assert!(!nb.may_hold(NodeView::Space("s")));
+        assert!(!nb.may_hold(NodeView::Resource("o", "model", "m")));
+        let hash = node_hash(NodeView::Project("p"));
+        assert_eq!(nb.on(hash).len(), 1);
+        assert!(nb.on(node_hash(NodeView::Project("q"))).is_empty());
+
+        nb.remove(&on_project);
+        assert!(
+            !nb.may_hold(NodeView::Project("p")),
+            "no binding on a project is left"
+        );
+        assert!(nb.may_hold(NodeView::Organization("o")));
+        assert!(nb.on(hash).is_empty());
     }
 }
