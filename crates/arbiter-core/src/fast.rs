@@ -5,6 +5,7 @@
 //! handle itself (conditions, grant criteria) it leaves to the reference evaluator by answering
 //! `None`.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -12,8 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::cowmap::hash_key;
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
 use crate::index::{
-    node_hash, CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings, UserLinks,
-    UserRecord,
+    node_hash, AskedPermission, CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings,
+    UserLinks, UserRecord,
 };
 use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
@@ -115,18 +116,17 @@ impl<'a> TargetView<'a> {
 
 struct Fast<'a> {
     index: &'a Index,
-    request: &'a CheckRequest<'a>,
     who: Who<'a>,
     target: TargetView<'a>,
     /// The nodes a binding may be on to apply, in the order they are tried (see [`chain`]).
     chain: [Option<NodeView<'a>>; 5],
     /// Their [`node_hash`]es, each computed when a subject first holds bindings on its kind.
     hashes: [Option<u64>; 5],
-    /// The asked permission's [`hash_key`], for the roles' tables.
-    permission_hash: u64,
+    /// The asked permission, prepared for the roles' tables.
+    asked: AskedPermission<'a>,
     now: DateTime<Utc>,
     /// Set when something needs the reference evaluator.
-    unsupported: bool,
+    unsupported: Cell<bool>,
 }
 
 impl<'a> Fast<'a> {
@@ -158,7 +158,7 @@ impl<'a> Fast<'a> {
         }
     }
 
-    fn entry(&mut self, entry: &CompiledEntry, binding: Option<&CompiledBinding>) -> bool {
+    fn entry(&self, entry: &CompiledEntry, binding: Option<&CompiledBinding>) -> bool {
         let scope_ok = match entry.scope {
             Scope::All => true,
             Scope::Team => self.target.space.is_some_and(|s| self.in_team(s)),
@@ -168,15 +168,14 @@ impl<'a> Fast<'a> {
             return false;
         }
         if entry.condition.is_some() || binding.is_some_and(|b| b.condition.is_some()) {
-            self.unsupported = true;
+            self.unsupported.set(true);
             return false;
         }
         true
     }
 
-    fn role(&mut self, role: &CompiledRole, binding: Option<&CompiledBinding>) -> bool {
-        let (permission, hash) = (self.request.permission, self.permission_hash);
-        role.for_each_covering_hashed(permission, hash, &mut |e| self.entry(e, binding))
+    fn role(&self, role: &CompiledRole, binding: Option<&CompiledBinding>) -> bool {
+        role.for_each_covering_asked(&self.asked, &mut |e| self.entry(e, binding))
     }
 
     /// The bindings on one node of the chain: those of `list` that are on `node`.
@@ -275,14 +274,13 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     let target = TargetView::resolve(index, request.organization_id, request);
     let mut fast = Fast {
         index,
-        request,
         who,
         chain: chain(&target),
         hashes: [None; 5],
-        permission_hash: hash_key(request.permission),
+        asked: AskedPermission::new(request.permission),
         target,
         now,
-        unsupported: false,
+        unsupported: Cell::new(false),
     };
 
     // The implicit base role of members.
@@ -293,8 +291,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     ) {
         // The role first: it is shared and in cache, and covers few permissions, so that most
         // checks skip reading the user's organizations.
-        let covers =
-            base.for_each_covering_hashed(request.permission, fast.permission_hash, &mut |_| true);
+        let covers = base.for_each_covering_asked(&fast.asked, &mut |_| true);
         let member = covers && links.is_some_and(|l| l.organizations.contains(org));
         if member && fast.role(base, None) {
             return Some(true);
@@ -333,7 +330,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
             }
         }
     }
-    if fast.unsupported {
+    if fast.unsupported.get() {
         return None;
     }
     // Resource grants: only when the subject may have some; the reference evaluator handles

@@ -24,7 +24,7 @@ use crate::model::{
     Object, ObjectKey, ObjectKind, Op, Organization, Project, Resource, Role, RoleEntry, Scope,
     Space, SpaceMember, SubjectRef, User,
 };
-use crate::permission::Permission;
+use crate::permission::{Permission, WILDCARD};
 
 /// A set of ids that may grow large (an organization's members, a type's registered resources):
 /// a persistent sorted set, so that a write changing one id in a new snapshot copies a path of
@@ -54,6 +54,47 @@ pub struct CompiledRole {
     exact: hashbrown::HashTable<(Permission, Vec<usize>)>,
     /// Entries whose permission holds a wildcard.
     patterns: Vec<usize>,
+    /// A filter of what the role may cover, so that the check path passes over a role that
+    /// covers nothing of the resource's type without a lookup: a bit ([`filter_bit`]) per
+    /// concrete permission, and one per resource type of a pattern (every bit for `*:…`).
+    exact_bits: u64,
+    pattern_type_bits: u64,
+}
+
+/// The bit of a hash in a 64-bit filter: the hash's top six bits.
+fn filter_bit(hash: u64) -> u64 {
+    1 << (hash >> 58)
+}
+
+/// A permission asked, with what the roles' tables and filters need of it, computed once per
+/// check however many roles are asked.
+pub struct AskedPermission<'a> {
+    pub permission: &'a Permission,
+    hash: u64,
+    /// The bits of [`CompiledRole`]'s filters it falls on (every bit for a pattern, which the
+    /// filters do not describe).
+    permission_bit: u64,
+    type_bit: u64,
+}
+
+impl<'a> AskedPermission<'a> {
+    pub fn new(permission: &'a Permission) -> Self {
+        let hash = hash_key(permission);
+        let (permission_bit, type_bit) = if permission.is_concrete() {
+            (
+                filter_bit(hash),
+                filter_bit(hash_key(permission.resource_type())),
+            )
+        } else {
+            (u64::MAX, u64::MAX)
+        };
+        Self {
+            permission,
+            hash,
+            permission_bit,
+            type_bit,
+        }
+    }
 }
 
 impl CompiledRole {
@@ -62,9 +103,11 @@ impl CompiledRole {
         let entries: Vec<CompiledEntry> = role.permissions.iter().map(compile_entry).collect();
         let mut exact: hashbrown::HashTable<(Permission, Vec<usize>)> = Default::default();
         let mut patterns = Vec::new();
+        let (mut exact_bits, mut pattern_type_bits) = (0, 0);
         for (i, e) in entries.iter().enumerate() {
             if e.permission.is_concrete() {
                 let hash = hash_key(&e.permission);
+                exact_bits |= filter_bit(hash);
                 match exact.find_mut(hash, |(p, _)| *p == e.permission) {
                     Some((_, list)) => list.push(i),
                     None => {
@@ -75,6 +118,10 @@ impl CompiledRole {
                 }
             } else {
                 patterns.push(i);
+                pattern_type_bits |= match e.permission.resource_type() {
+                    WILDCARD => u64::MAX,
+                    resource_type => filter_bit(hash_key(resource_type)),
+                };
             }
         }
         Self {
@@ -82,6 +129,8 @@ impl CompiledRole {
             entries,
             exact,
             patterns,
+            exact_bits,
+            pattern_type_bits,
         }
     }
 
@@ -92,26 +141,33 @@ impl CompiledRole {
         asked: &Permission,
         f: &mut dyn FnMut(&CompiledEntry) -> bool,
     ) -> bool {
-        self.for_each_covering_hashed(asked, hash_key(asked), f)
+        self.for_each_covering_asked(&AskedPermission::new(asked), f)
     }
 
-    /// [`CompiledRole::for_each_covering`] given `asked`'s [`hash_key`], which the check path
-    /// computes once for all the roles it asks.
-    pub fn for_each_covering_hashed(
+    /// [`CompiledRole::for_each_covering`] for a permission prepared once for all the roles a
+    /// check asks.
+    pub fn for_each_covering_asked(
         &self,
-        asked: &Permission,
-        asked_hash: u64,
+        asked: &AskedPermission<'_>,
         f: &mut dyn FnMut(&CompiledEntry) -> bool,
     ) -> bool {
+        if self.exact_bits & asked.permission_bit == 0
+            && self.pattern_type_bits & asked.type_bit == 0
+        {
+            return false;
+        }
+        let asked_hash = asked.hash;
+        let asked = asked.permission;
         if asked.is_concrete() {
-            for i in self
-                .exact
-                .find(asked_hash, |(p, _)| p == asked)
-                .map(|(_, list)| list)
-                .into_iter()
-                .flatten()
-                .chain(self.patterns.iter())
-            {
+            // An exact entry's permission is the one asked: it covers it.
+            if let Some((_, list)) = self.exact.find(asked_hash, |(p, _)| p == asked) {
+                for i in list {
+                    if self.entries.get(*i).is_some_and(&mut *f) {
+                        return true;
+                    }
+                }
+            }
+            for i in &self.patterns {
                 if let Some(e) = self.entries.get(*i) {
                     if e.permission.covers(asked) && f(e) {
                         return true;
@@ -1066,6 +1122,63 @@ mod tests {
         assert!(!index.is_member("o1", "u1"));
         assert_eq!(index.users.values().count(), 0);
         assert!(index.users.records.is_empty(), "nothing is left of u1");
+    }
+
+    #[test]
+    fn a_roles_filter_passes_over_only_what_it_cannot_cover() {
+        let role = |permissions: &[&str]| {
+            CompiledRole::new(Role {
+                id: "r".to_owned(),
+                organization_id: None,
+                name: "r".to_owned(),
+                description: String::new(),
+                kind: Default::default(),
+                permissions: permissions
+                    .iter()
+                    .map(|p| RoleEntry {
+                        permission: Permission::parse(p).unwrap_or_else(|e| panic!("{e}")),
+                        scope: Scope::All,
+                        condition: None,
+                    })
+                    .collect(),
+                is_predefined: false,
+                created_at: DateTime::<Utc>::UNIX_EPOCH,
+                updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            })
+        };
+        let covers = |role: &CompiledRole, asked: &str| {
+            let asked = Permission::parse(asked).unwrap_or_else(|e| panic!("{e}"));
+            let mut seen = 0;
+            let answer = role.for_each_covering_asked(&AskedPermission::new(&asked), &mut |e| {
+                seen += 1;
+                assert!(
+                    e.permission.covers(&asked),
+                    "{:?} does not cover",
+                    e.permission
+                );
+                false
+            });
+            assert!(!answer, "`f` never answered true");
+            seen
+        };
+        let some = role(&["model:read", "model:write", "dataset:*"]);
+        assert_eq!(covers(&some, "model:read"), 1);
+        assert_eq!(covers(&some, "dataset:delete"), 1);
+        assert_eq!(covers(&some, "job:cancel"), 0);
+        assert_eq!(covers(&some, "model:delete"), 0);
+        // A pattern asked passes the filter; only a pattern at least as wide covers it.
+        assert_eq!(covers(&some, "*:read"), 0);
+        assert_eq!(covers(&some, "dataset:*"), 1);
+        // Many types, so that every bit of the filter is likely set somewhere.
+        let types: Vec<String> = (0..200).map(|i| format!("t{i}:read")).collect();
+        let many = role(&types.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(covers(&many, "t7:read"), 1);
+        assert_eq!(covers(&many, "t7:write"), 0);
+        let all = role(&["*:read", "model:read"]);
+        assert_eq!(covers(&all, "anything:read"), 1);
+        assert_eq!(covers(&all, "model:read"), 2);
+        assert_eq!(covers(&all, "*:read"), 1);
+        assert_eq!(covers(&role(&[]), "model:read"), 0);
     }
 
     #[test]
