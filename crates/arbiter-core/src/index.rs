@@ -217,9 +217,13 @@ impl NodeBindings {
         self.unsettled = false;
     }
 
-    fn remove(&mut self, binding: &CompiledBinding) {
-        let id = binding.id();
-        self.by_node.retain(|(_, b)| b.id() != id);
+    /// Removes the bindings of `gone` (by identity, not id: a binding deleted and put again in
+    /// one write is two bindings), in one pass however many there are.
+    fn remove_all(&mut self, gone: &[Arc<CompiledBinding>]) {
+        let gone: std::collections::HashSet<*const CompiledBinding> =
+            gone.iter().map(Arc::as_ptr).collect();
+        self.by_node
+            .retain(|(_, b)| !gone.contains(&Arc::as_ptr(b)));
         self.kinds = self
             .by_node
             .iter()
@@ -461,6 +465,10 @@ pub struct Index {
     pub base_role: Option<Arc<CompiledRole>>,
     /// Subjects whose [`NodeBindings`] grew since the last [`Index::settle`].
     unsettled_subjects: Vec<SubjectRef>,
+    /// Bindings deleted since the last [`Index::settle`], by subject: a write that deletes a
+    /// subject's bindings (a group, a user leaving its organization) takes them out of its list
+    /// in one pass, not one pass each.
+    removed_bindings: HashMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
 }
 
 fn insert_set<S: SetOfIds>(map: &mut CowMap<Id, S>, key: &str, value: &str) {
@@ -522,6 +530,7 @@ impl Index {
             resources: CowMap::default(),
             base_role,
             unsettled_subjects: Vec::new(),
+            removed_bindings: HashMap::default(),
         }
     }
 
@@ -540,8 +549,12 @@ impl Index {
         index
     }
 
-    /// Sorts the binding lists that grew (the check path binary-searches them) and trims them.
+    /// Takes the deleted bindings out of their subjects' lists, and sorts the lists that grew
+    /// (the check path binary-searches them) and trims them.
     fn settle(&mut self) {
+        for (subject, gone) in std::mem::take(&mut self.removed_bindings) {
+            self.change_node_bindings(&subject, |nb| nb.remove_all(&gone));
+        }
         for subject in std::mem::take(&mut self.unsettled_subjects) {
             self.change_node_bindings(&subject, |nb| {
                 if nb.unsettled {
@@ -797,7 +810,10 @@ impl Index {
             }
             ObjectKind::RoleBinding => {
                 if let Some(b) = self.bindings.remove(id) {
-                    self.change_node_bindings(&b.subject().to_subject_ref(), |nb| nb.remove(&b));
+                    self.removed_bindings
+                        .entry(b.subject().to_subject_ref())
+                        .or_default()
+                        .push(b.clone());
                     let node = b.node().to_node();
                     if let Some(list) = self.bindings_by_node.get_mut(&node) {
                         list.remove(&b);
@@ -1182,6 +1198,81 @@ mod tests {
     }
 
     #[test]
+    fn one_write_deletes_many_of_a_subjects_bindings_and_may_put_one_back() {
+        let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let mut index = Index::new(catalog);
+        let binding = |id: String, node: Node| {
+            Object::RoleBinding(RoleBinding {
+                id,
+                role_id: "r".to_owned(),
+                subject: SubjectRef::Group("g".to_owned()),
+                node,
+                organization_id: Some("o".to_owned()),
+                condition: None,
+                expires_at: None,
+                created_at: DateTime::<Utc>::UNIX_EPOCH,
+                updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            })
+        };
+        let on_resources: Vec<Object> = (0..3000)
+            .map(|i| {
+                binding(
+                    format!("b{i}"),
+                    Node::resource("o", "model", format!("m{i}")),
+                )
+            })
+            .collect();
+        let on_project = binding("p".to_owned(), Node::Project("p1".to_owned()));
+        let mut puts: Vec<Op> = on_resources
+            .iter()
+            .map(|o| Op::Put { object: o.clone() })
+            .collect();
+        puts.push(Op::Put {
+            object: on_project.clone(),
+        });
+        index.apply(1, &puts);
+        let group = SubjectRef::Group("g".to_owned());
+        assert_eq!(index.subject_bindings(&group).len(), 3001);
+
+        // One write: two thirds of the resource bindings and the project one go; b0 goes and
+        // comes back.
+        let mut ops: Vec<Op> = on_resources[..2000].iter().map(delete).collect();
+        ops.push(delete(&on_project));
+        ops.push(Op::Put {
+            object: on_resources[0].clone(),
+        });
+        index.apply(2, &ops);
+        let left: Vec<&str> = index
+            .subject_bindings(&group)
+            .iter()
+            .map(|b| b.id())
+            .collect();
+        assert_eq!(left.len(), 1001);
+        assert!(left.contains(&"b0"), "put back in the same write");
+        assert!(!left.contains(&"b1") && !left.contains(&"p"));
+        assert!(left.contains(&"b2999"));
+        let nb = index
+            .group_node_bindings
+            .get("g")
+            .unwrap_or_else(|| panic!("the group has bindings left"));
+        assert!(!nb.may_hold(NodeView::Project("p1")));
+        let m0 = NodeView::Resource("o", "model", "m0");
+        assert_eq!(nb.on(node_hash(m0)).len(), 1, "b0 is found on its node");
+        assert!(nb
+            .on(node_hash(NodeView::Resource("o", "model", "m1")))
+            .is_empty());
+
+        // Deleting the rest leaves the group nothing.
+        let rest: Vec<Op> = std::iter::once(&on_resources[0])
+            .chain(&on_resources[2000..])
+            .map(delete)
+            .collect();
+        index.apply(3, &rest);
+        assert!(index.subject_bindings(&group).is_empty());
+        assert!(index.group_node_bindings.get("g").is_none());
+    }
+
+    #[test]
     fn a_subjects_bindings_know_the_kinds_of_node_they_are_on() {
         let mut names = Names::default();
         let binding = |id: &str, node: Node, names: &mut Names| {
@@ -1215,7 +1306,7 @@ mod tests {
         assert_eq!(nb.on(hash).len(), 1);
         assert!(nb.on(node_hash(NodeView::Project("q"))).is_empty());
 
-        nb.remove(&on_project);
+        nb.remove_all(&[on_project]);
         assert!(
             !nb.may_hold(NodeView::Project("p")),
             "no binding on a project is left"
