@@ -54,9 +54,10 @@ pub struct CompiledRole {
     exact: hashbrown::HashTable<(Permission, Vec<usize>)>,
     /// Entries whose permission holds a wildcard.
     patterns: Vec<usize>,
-    /// A filter of what the role may cover, so that the check path passes over a role that
-    /// covers nothing of the resource's type without a lookup: a bit ([`filter_bit`]) per
-    /// concrete permission, and one per resource type of a pattern (every bit for `*:…`).
+    /// A filter of what the role may cover, so that the check path passes over most roles that
+    /// cannot cover the asked permission without a lookup (never one that can): a bit
+    /// ([`filter_bit`]) per concrete permission, and one per resource type of a pattern (every
+    /// bit for `*:…`).
     exact_bits: u64,
     pattern_type_bits: u64,
 }
@@ -220,10 +221,19 @@ impl NodeBindings {
     /// Removes the bindings of `gone` (by identity, not id: a binding deleted and put again in
     /// one write is two bindings), in one pass however many there are.
     fn remove_all(&mut self, gone: &[Arc<CompiledBinding>]) {
-        let gone: std::collections::HashSet<*const CompiledBinding> =
-            gone.iter().map(Arc::as_ptr).collect();
-        self.by_node
-            .retain(|(_, b)| !gone.contains(&Arc::as_ptr(b)));
+        if gone.len() <= 8 {
+            self.by_node
+                .retain(|(_, b)| !gone.iter().any(|g| Arc::ptr_eq(g, b)));
+        } else {
+            let gone: hashbrown::HashSet<*const CompiledBinding, foldhash::fast::RandomState> =
+                gone.iter().map(Arc::as_ptr).collect();
+            self.by_node
+                .retain(|(_, b)| !gone.contains(&Arc::as_ptr(b)));
+        }
+        // A list that lost most of its bindings gives the room back.
+        if self.by_node.len() < self.by_node.capacity() / 2 {
+            self.by_node.shrink_to_fit();
+        }
         self.kinds = self
             .by_node
             .iter()
