@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arbiter_core::catalog::Catalog;
-use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
+use arbiter_core::engine::{check, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
 use arbiter_core::model::{
     Membership, MembershipStatus, Node, Object, Op, RoleBinding, SubjectRef,
@@ -55,22 +55,7 @@ fn bench(c: &mut Criterion) {
         let queries: Vec<(SubjectQuery, ResourceQuery)> =
             workload.checks.iter().map(WorkloadCheck::queries).collect();
         let decide = |index: &Index, i: usize| {
-            let (subject, resource) = &queries[i];
-            check(
-                index,
-                &CheckRequest {
-                    organization_id: Some(ORG),
-                    subject,
-                    subject_properties: None,
-                    permission: &workload.checks[i].permission,
-                    resource,
-                    action_properties: None,
-                    context: None,
-                    now,
-                    explain: false,
-                },
-            )
-            .allowed
+            check(index, &workload.checks[i].request(&queries[i], now)).allowed
         };
         let mut allowed = 0;
         for (i, expected) in workload.checks.iter().enumerate() {

@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use arbiter_core::catalog::Catalog;
-use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
+use arbiter_core::engine::{check, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
-use arbiter_core::workload::{generate, WorkloadCheck, ORG};
+use arbiter_core::workload::{generate, WorkloadCheck};
 use chrono::Utc;
 
 fn main() {
@@ -27,18 +27,8 @@ fn main() {
     let mut allowed = 0usize;
     let started = std::time::Instant::now();
     for _ in 0..rounds {
-        for (i, (subject, resource)) in queries.iter().enumerate() {
-            let request = CheckRequest {
-                organization_id: Some(ORG),
-                subject,
-                subject_properties: None,
-                permission: &workload.checks[i].permission,
-                resource,
-                action_properties: None,
-                context: None,
-                now,
-                explain: false,
-            };
+        for (c, queries) in workload.checks.iter().zip(&queries) {
+            let request = c.request(queries, now);
             allowed += usize::from(black_box(check(&index, &request)).allowed);
         }
     }

@@ -1121,6 +1121,20 @@ mod tests {
         Op::Delete { key: object.key() }
     }
 
+    fn role_binding(id: String, subject: SubjectRef, node: Node) -> RoleBinding {
+        RoleBinding {
+            id,
+            role_id: "r".to_owned(),
+            subject,
+            node,
+            organization_id: Some("o".to_owned()),
+            condition: None,
+            expires_at: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
     #[test]
     fn a_users_links_may_come_before_it_and_outlive_it() {
         let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
@@ -1212,17 +1226,7 @@ mod tests {
         let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
         let mut index = Index::new(catalog);
         let binding = |id: String, node: Node| {
-            Object::RoleBinding(RoleBinding {
-                id,
-                role_id: "r".to_owned(),
-                subject: SubjectRef::Group("g".to_owned()),
-                node,
-                organization_id: Some("o".to_owned()),
-                condition: None,
-                expires_at: None,
-                created_at: DateTime::<Utc>::UNIX_EPOCH,
-                updated_at: DateTime::<Utc>::UNIX_EPOCH,
-            })
+            Object::RoleBinding(role_binding(id, SubjectRef::Group("g".to_owned()), node))
         };
         let on_resources: Vec<Object> = (0..3000)
             .map(|i| {
@@ -1286,18 +1290,9 @@ mod tests {
     fn a_subjects_bindings_know_the_kinds_of_node_they_are_on() {
         let mut names = Names::default();
         let binding = |id: &str, node: Node, names: &mut Names| {
+            let subject = SubjectRef::User("u".to_owned());
             Arc::new(CompiledBinding::new(
-                RoleBinding {
-                    id: id.to_owned(),
-                    role_id: "r".to_owned(),
-                    subject: SubjectRef::User("u".to_owned()),
-                    node,
-                    organization_id: Some("o".to_owned()),
-                    condition: None,
-                    expires_at: None,
-                    created_at: DateTime::<Utc>::UNIX_EPOCH,
-                    updated_at: DateTime::<Utc>::UNIX_EPOCH,
-                },
+                role_binding(id.to_owned(), subject, node),
                 names,
             ))
         };

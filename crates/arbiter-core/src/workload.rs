@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::{ResourceQuery, SubjectQuery};
+use crate::engine::{CheckRequest, ResourceQuery, SubjectQuery};
 use crate::model::{
     Membership, MembershipStatus, Node, Object, Op, Organization, Project, Resource, Role,
     RoleBinding, RoleEntry, Scope, Space, SubjectRef, User,
@@ -83,6 +83,26 @@ impl WorkloadCheck {
                 properties: Default::default(),
             },
         )
+    }
+
+    /// The check as the engine takes it, in the workload's organization, given its
+    /// [`WorkloadCheck::queries`].
+    pub fn request<'a>(
+        &'a self,
+        (subject, resource): &'a (SubjectQuery, ResourceQuery),
+        now: DateTime<Utc>,
+    ) -> CheckRequest<'a> {
+        CheckRequest {
+            organization_id: Some(ORG),
+            subject,
+            subject_properties: None,
+            permission: &self.permission,
+            resource,
+            action_properties: None,
+            context: None,
+            now,
+            explain: false,
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use arbiter_core::catalog::Catalog;
-use arbiter_core::engine::{check, CheckRequest, ResourceQuery, SubjectQuery};
+use arbiter_core::engine::{check, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
 use arbiter_core::model::{GrantSubject, Object, Op, ResourceGrant};
 use arbiter_core::workload::{generate, CountingAllocator, ORG};
@@ -57,26 +57,13 @@ fn a_check_allocates_nothing() {
     let now = Utc::now();
     let mut allowed = 0;
     let before = CountingAllocator::allocations();
-    for (c, (subject, resource)) in workload
+    for (c, queries) in workload
         .checks
         .iter()
         .zip(&queries)
         .filter(|(c, _)| c.user_id != "u0")
     {
-        let decision = check(
-            &index,
-            &CheckRequest {
-                organization_id: Some(ORG),
-                subject,
-                subject_properties: None,
-                permission: &c.permission,
-                resource,
-                action_properties: None,
-                context: None,
-                now,
-                explain: false,
-            },
-        );
+        let decision = check(&index, &c.request(queries, now));
         allowed += usize::from(decision.allowed);
         assert_eq!(decision.allowed, c.expected);
     }
