@@ -90,17 +90,22 @@ enum BoundNode {
 }
 
 /// A role binding with its condition compiled and its ids interned.
+///
+/// In declared order (`repr(C)`), the fields the check path reads first: they span 64 bytes,
+/// so that a check that reads a binding the caches do not hold mostly waits for one line of
+/// memory, not the two or three its fields would spread over in the compiler's order.
 #[derive(Debug)]
+#[repr(C)]
 pub struct CompiledBinding {
-    id: Box<str>,
-    role_id: Name,
     /// The role id's hash, so that the check path finds the role without hashing.
     pub role_hash: u64,
-    subject: BoundSubject,
     node: BoundNode,
+    role_id: Name,
     organization_id: Option<Name>,
-    pub condition: Option<CompiledCondition>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub condition: Option<CompiledCondition>,
+    id: Box<str>,
+    subject: BoundSubject,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -221,6 +226,11 @@ impl CompiledBinding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fields_a_check_reads_fit_in_64_bytes() {
+        assert!(std::mem::offset_of!(CompiledBinding, id) <= 64);
+    }
 
     fn binding(id: &str, subject: SubjectRef, node: Node, condition: Option<&str>) -> RoleBinding {
         let at = DateTime::parse_from_rfc3339("2026-11-30T10:00:00.123456789Z")

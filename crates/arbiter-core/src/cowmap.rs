@@ -29,6 +29,32 @@ pub fn hash_key<Q: Hash + ?Sized>(key: &Q) -> u64 {
     state().hash_one(key)
 }
 
+/// True when two ids are equal, compared inline: ids are short, and for a short string a call
+/// to `memcmp` costs more than the comparison (the check path compares several ids a check).
+#[inline]
+pub fn same_id(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // Two overlapping words cover every byte of an id of 8 to 16 bytes (of 4 to 7 bytes, two
+    // half words; of 1 to 3, its first, middle and last byte).
+    match n {
+        8..=16 => same_word::<8>(a, b, 0) && same_word::<8>(a, b, n - 8),
+        4..=7 => same_word::<4>(a, b, 0) && same_word::<4>(a, b, n - 4),
+        1..=3 => a.first() == b.first() && a.get(n / 2) == b.get(n / 2) && a.last() == b.last(),
+        _ => a == b,
+    }
+}
+
+/// True when `a` and `b` hold the same `W` bytes from `at` (false when either is shorter).
+#[inline]
+fn same_word<const W: usize>(a: &[u8], b: &[u8], at: usize) -> bool {
+    let word = |s: &[u8]| -> Option<[u8; W]> { s.get(at..at + W)?.try_into().ok() };
+    matches!((word(a), word(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// A key's shard: bits the tables themselves do not use (they take the low bits for the bucket
 /// and the top seven for the control byte).
 fn shard_of(hash: u64) -> usize {
@@ -274,7 +300,7 @@ impl<V> Default for CowSet<V> {
 impl<V: Keyed + Clone> CowSet<V> {
     /// The value of a key whose hash ([`hash_key`] of the `str`) the caller already has.
     pub fn get_hashed(&self, hash: u64, key: &str) -> Option<&V> {
-        self.table.find(hash, |v| v.key() == key)
+        self.table.find(hash, |v| same_id(v.key(), key))
     }
 
     /// The value of a key.
@@ -289,14 +315,15 @@ impl<V: Keyed + Clone> CowSet<V> {
 
     /// The value of a key, to change in place (its key must stay the same).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.table.find_mut(hash_key(key), |v| v.key() == key)
+        self.table
+            .find_mut(hash_key(key), |v| same_id(v.key(), key))
     }
 
     /// The value of a key, made by `make` when absent, to change in place (its key must stay
     /// the same).
     pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
         let hash = hash_key(key);
-        if self.table.find(hash, |v| v.key() == key).is_none() {
+        if self.table.find(hash, |v| same_id(v.key(), key)).is_none() {
             self.table.len += 1;
         }
         let entry =
@@ -546,6 +573,27 @@ mod tests {
     }
 
     proptest! {
+        /// The inline comparison of ids is `==`, at every length (two letters, so that equal
+        /// ids and ids differing late are common).
+        #[test]
+        fn same_id_is_equality(a in "[ab]{0,40}", b in "[ab]{0,40}") {
+            prop_assert_eq!(same_id(&a, &b), a == b);
+            prop_assert!(same_id(&a, &a.clone()));
+        }
+
+        /// Two ids of one length that differ in any one byte are not the same.
+        #[test]
+        fn same_id_reads_every_byte(id in "[a-z]{1,40}", at in any::<prop::sample::Index>()) {
+            let at = at.index(id.len());
+            let other: String = id
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if i != at { c } else if c == 'z' { 'y' } else { 'z' })
+                .collect();
+            prop_assert!(!same_id(&id, &other));
+            prop_assert!(!same_id(&other, &id));
+        }
+
         /// The map behaves as a plain map, and an older clone never sees later writes.
         #[test]
         fn behaves_as_a_map_and_snapshots_stay_put(ops in proptest::collection::vec((any::<bool>(), 0..50u32, any::<u8>()), 0..200)) {

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::cowmap::hash_key;
+use crate::cowmap::{hash_key, same_id};
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
 use crate::index::{
-    node_hash, AskedPermission, CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings,
-    UserLinks, UserRecord,
+    node_hash, node_kind, project_node_hash, AskedPermission, CompiledBinding, CompiledEntry,
+    CompiledRole, Index, NodeBindings, UserLinks, UserRecord,
 };
 use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
@@ -33,6 +33,8 @@ struct TargetView<'a> {
     organization: Option<&'a str>,
     space: Option<&'a str>,
     project: Option<&'a str>,
+    /// The project's [`node_hash`], from the hash it was looked up by.
+    project_hash: u64,
     /// The resource is a node of its own (not an organization, space or project).
     is_resource: bool,
     owner: Option<&'a str>,
@@ -51,6 +53,7 @@ impl<'a> TargetView<'a> {
             organization: org,
             space: None,
             project: None,
+            project_hash: 0,
             is_resource: false,
             owner: None,
         };
@@ -98,12 +101,14 @@ impl<'a> TargetView<'a> {
                 }
             }
         }
-        if let Some(project) = project_id
-            .and_then(|p| index.projects.get(p))
-            .filter(|p| p.organization_id == org)
-        {
-            view.project = Some(&project.id);
-            view.space = Some(&project.space_id);
+        if let Some(id) = project_id {
+            let hash = hash_key(id);
+            let project = index.projects.find_hashed(hash, |p| same_id(p, id));
+            if let Some(project) = project.filter(|p| same_id(&p.organization_id, org)) {
+                view.project = Some(&project.id);
+                view.project_hash = project_node_hash(hash);
+                view.space = Some(&project.space_id);
+            }
         }
         if view.owner.is_none() {
             // As the reference does: the sent properties overlay the registered ones.
@@ -118,10 +123,10 @@ struct Fast<'a> {
     index: &'a Index,
     who: Who<'a>,
     target: TargetView<'a>,
-    /// The nodes a binding may be on to apply, in the order they are tried (see [`chain`]).
-    chain: [Option<NodeView<'a>>; 5],
-    /// Their [`node_hash`]es, each computed when a subject first holds bindings on its kind.
-    hashes: [Option<u64>; 5],
+    /// The [`node_hash`]es of the nodes of [`TargetView::chain`], each computed when a subject
+    /// first holds bindings on its kind; bit `i` of `hashed` says `hashes[i]` is.
+    hashes: [u64; CHAIN],
+    hashed: u8,
     /// The asked permission, prepared for the roles' tables.
     asked: AskedPermission<'a>,
     now: DateTime<Utc>,
@@ -182,16 +187,17 @@ impl<'a> Fast<'a> {
     fn bindings(&mut self, list: &[(u64, Arc<CompiledBinding>)], node: NodeView<'_>) -> bool {
         for (_, b) in list {
             // Another node may share the hash.
-            if b.node() != node || !b.is_active(self.now) {
+            if !b.node().same(&node) || !b.is_active(self.now) {
                 continue;
             }
             // Another organization's binding never applies here (as in the reference).
-            if b.organization_id()
-                .is_some_and(|o| Some(o) != self.target.organization)
-            {
-                continue;
+            if let Some(o) = b.organization_id() {
+                if !self.target.organization.is_some_and(|t| same_id(o, t)) {
+                    continue;
+                }
             }
-            if let Some(role) = self.index.roles.get_hashed(b.role_hash, b.role_id()) {
+            let role = (self.index.roles).find_hashed(b.role_hash, |r| same_id(r, b.role_id()));
+            if let Some(role) = role {
                 if self.role(role, Some(b)) {
                     return true;
                 }
@@ -202,12 +208,19 @@ impl<'a> Fast<'a> {
 
     /// The subject's bindings on each node of the resource's chain.
     fn node_bindings(&mut self, nb: &NodeBindings) -> bool {
-        for i in 0..self.chain.len() {
-            let Some(node) = self.chain[i] else { continue };
-            if !nb.may_hold(node) {
+        for (i, kind) in CHAIN_KINDS.into_iter().enumerate() {
+            // The kind first: most subjects hold bindings on one or two kinds of node.
+            if !nb.may_hold_kind(kind) {
                 continue;
             }
-            let hash = *self.hashes[i].get_or_insert_with(|| node_hash(node));
+            let Some(node) = self.target.chain(i) else {
+                continue;
+            };
+            if self.hashed & (1 << i) == 0 {
+                self.hashes[i] = node_hash(node);
+                self.hashed |= 1 << i;
+            }
+            let hash = self.hashes[i];
             // A node of another organization never shares the view, so a resource binding
             // of another organization does not count here.
             if self.bindings(nb.on(hash), node) {
@@ -218,19 +231,35 @@ impl<'a> Fast<'a> {
     }
 }
 
-/// The nodes a binding may be on to apply to the resource, in the order they are tried: the
-/// platform, the resource itself, its project, its space, its organization.
-fn chain<'a>(target: &TargetView<'a>) -> [Option<NodeView<'a>>; 5] {
-    let mut chain = [Some(NodeView::Platform), None, None, None, None];
-    if let Some(org) = target.organization {
-        if target.is_resource {
-            chain[1] = Some(NodeView::Resource(org, target.resource_type, target.id));
+/// How many nodes a binding may be on to apply to a resource (see [`TargetView::chain`]).
+const CHAIN: usize = 5;
+/// Where the resource's project is in [`TargetView::chain`].
+const PROJECT_IN_CHAIN: usize = 2;
+/// The [`node_kind`] of each node of [`TargetView::chain`].
+const CHAIN_KINDS: [u8; CHAIN] = [
+    node_kind(NodeView::Platform),
+    node_kind(NodeView::Resource("", "", "")),
+    node_kind(NodeView::Project("")),
+    node_kind(NodeView::Space("")),
+    node_kind(NodeView::Organization("")),
+];
+
+impl<'a> TargetView<'a> {
+    /// The `i`th node a binding may be on to apply to the resource, in the order they are
+    /// tried: the platform, the resource itself, its project, its space, its organization.
+    /// Made when asked for, not kept: most checks ask for two of them.
+    fn chain(&self, i: usize) -> Option<NodeView<'a>> {
+        match (i, self.organization) {
+            (0, _) => Some(NodeView::Platform),
+            (1, Some(org)) if self.is_resource => {
+                Some(NodeView::Resource(org, self.resource_type, self.id))
+            }
+            (PROJECT_IN_CHAIN, Some(_)) => self.project.map(NodeView::Project),
+            (3, Some(_)) => self.space.map(NodeView::Space),
+            (4, Some(org)) => Some(NodeView::Organization(org)),
+            _ => None,
         }
-        chain[2] = target.project.map(NodeView::Project);
-        chain[3] = target.space.map(NodeView::Space);
-        chain[4] = Some(NodeView::Organization(org));
     }
-    chain
 }
 
 /// True when the subject holds resource grants.
@@ -275,8 +304,17 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     let mut fast = Fast {
         index,
         who,
-        chain: chain(&target),
-        hashes: [None; 5],
+        // The project's hash is known from its lookup.
+        hashes: {
+            let mut hashes = [0; CHAIN];
+            hashes[PROJECT_IN_CHAIN] = target.project_hash;
+            hashes
+        },
+        hashed: if target.project.is_some() {
+            1 << PROJECT_IN_CHAIN
+        } else {
+            0
+        },
         asked: AskedPermission::new(request.permission),
         target,
         now,
@@ -335,12 +373,14 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     }
     // Resource grants: only when the subject may have some; the reference evaluator handles
     // them (criteria and conditions included).
-    let org_has_grants = fast.target.organization.is_some_and(|o| {
-        index
-            .grants_by_organization
-            .get(o)
-            .is_some_and(|g| !g.is_empty())
-    });
+    // Most deployments hold no grants at all: then nothing more is read.
+    let org_has_grants = !index.grants_by_subject.is_empty()
+        && fast.target.organization.is_some_and(|o| {
+            index
+                .grants_by_organization
+                .get(o)
+                .is_some_and(|g| !g.is_empty())
+        });
     let has_grants = org_has_grants
         && match fast.who {
             Who::User(user, links) => {

@@ -16,7 +16,7 @@ pub use crate::binding::CompiledBinding;
 use crate::binding::Names;
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::{compile_stored, CompiledCondition};
-use crate::cowmap::{hash_key, CowMap, CowSet, Keyed, SharedBag};
+use crate::cowmap::{hash_key, same_id, CowMap, CowSet, Keyed, SharedBag};
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::idset::{IdSet, SetOfIds};
 use crate::model::{
@@ -161,7 +161,7 @@ impl CompiledRole {
         let asked = asked.permission;
         if asked.is_concrete() {
             // An exact entry's permission is the one asked: it covers it.
-            if let Some((_, list)) = self.exact.find(asked_hash, |(p, _)| p == asked) {
+            if let Some((_, list)) = self.exact.find(asked_hash, |(p, _)| p.same(asked)) {
                 for i in list {
                     if self.entries.get(*i).is_some_and(&mut *f) {
                         return true;
@@ -242,7 +242,12 @@ impl NodeBindings {
 
     /// True when some binding is on a node of `node`'s kind.
     pub fn may_hold(&self, node: NodeView<'_>) -> bool {
-        self.kinds & node_kind(node) != 0
+        self.may_hold_kind(node_kind(node))
+    }
+
+    /// True when some binding is on a node of the kind `kind` ([`node_kind`]).
+    pub fn may_hold_kind(&self, kind: u8) -> bool {
+        self.kinds & kind != 0
     }
 
     /// True when the subject has no binding left.
@@ -392,13 +397,37 @@ impl Users {
     }
 }
 
-/// The hash [`NodeBindings`] sorts a node by.
+/// The hash [`NodeBindings`] sorts a node by: its id's [`hash_key`], told apart by kind, so
+/// that the check path reuses the hash it looked the resource's project up by.
 pub fn node_hash(node: NodeView<'_>) -> u64 {
-    hash_key(&node)
+    match node {
+        NodeView::Platform => KIND_SALTS[0],
+        NodeView::Organization(id) => hash_key(id) ^ KIND_SALTS[1],
+        NodeView::Space(id) => hash_key(id) ^ KIND_SALTS[2],
+        NodeView::Project(id) => project_node_hash(hash_key(id)),
+        NodeView::Resource(org, resource_type, id) => {
+            hash_key(&(org, resource_type, id)) ^ KIND_SALTS[4]
+        }
+    }
 }
 
+/// The [`node_hash`] of the project whose id's [`hash_key`] is `id_hash`.
+pub fn project_node_hash(id_hash: u64) -> u64 {
+    id_hash ^ KIND_SALTS[3]
+}
+
+/// Arbitrary odd constants, one per kind of node: a project and a space of the same id hash
+/// apart.
+const KIND_SALTS: [u64; 5] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7345,
+    0xa409_3822_299f_31d1,
+    0x082e_fa98_ec4e_6c89,
+    0x4528_21e6_38d0_1377,
+];
+
 /// A node's kind, as one bit of [`NodeBindings`]' kinds.
-pub fn node_kind(node: NodeView<'_>) -> u8 {
+pub const fn node_kind(node: NodeView<'_>) -> u8 {
     match node {
         NodeView::Platform => 1,
         NodeView::Organization(_) => 2,
@@ -645,10 +674,10 @@ impl Index {
         resource_type: &str,
         id: &str,
     ) -> Option<&Arc<Resource>> {
-        self.resources_by_id
-            .get(id)?
-            .iter()
-            .find(|r| r.organization_id == organization_id && r.resource_type == resource_type)
+        let resources = (self.resources_by_id).find_hashed(hash_key(id), |k| same_id(k, id))?;
+        resources.iter().find(|r| {
+            same_id(&r.organization_id, organization_id) && same_id(&r.resource_type, resource_type)
+        })
     }
 
     /// A role visible in an organization: predefined, or custom of that organization.

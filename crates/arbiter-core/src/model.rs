@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::cowmap::same_id;
 use crate::permission::Permission;
 
 /// Opaque identifier.
@@ -341,6 +342,21 @@ pub enum NodeView<'a> {
 }
 
 impl NodeView<'_> {
+    /// True when both name the same node (as `==`, comparing ids inline: see [`same_id`]).
+    #[inline]
+    pub fn same(&self, other: &NodeView<'_>) -> bool {
+        match (*self, *other) {
+            (NodeView::Platform, NodeView::Platform) => true,
+            (NodeView::Organization(a), NodeView::Organization(b))
+            | (NodeView::Space(a), NodeView::Space(b))
+            | (NodeView::Project(a), NodeView::Project(b)) => same_id(a, b),
+            (NodeView::Resource(o, t, i), NodeView::Resource(p, u, j)) => {
+                same_id(i, j) && same_id(t, u) && same_id(o, p)
+            }
+            _ => false,
+        }
+    }
+
     /// The node, owned.
     pub fn to_node(&self) -> Node {
         match *self {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::cowmap::same_id;
 use crate::error::CoreError;
 
 /// The wildcard that stands for any type or any action.
@@ -21,6 +22,12 @@ pub struct Permission {
 }
 
 impl Permission {
+    /// True when both are the same permission (as `==`, comparing inline: see [`same_id`]).
+    #[inline]
+    pub fn same(&self, other: &Permission) -> bool {
+        same_id(&self.action, &other.action) && same_id(&self.resource_type, &other.resource_type)
+    }
+
     /// Parses `type:action`; `*` alone is shorthand for `*:*`.
     ///
     /// Both halves must be non-empty and made of lowercase ASCII letters, digits, `_` and `-`,
