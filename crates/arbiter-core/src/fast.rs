@@ -300,6 +300,11 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
             }
         }
     };
+    // Start reading the user's bindings now: resolving the resource does not depend on them,
+    // so when neither is in the caches the processor waits for both at once, not in turn.
+    if let Who::User(_, Some(links)) = &who {
+        std::hint::black_box(links.bindings.first_probe());
+    }
     let target = TargetView::resolve(index, request.organization_id, request);
     let mut fast = Fast {
         index,

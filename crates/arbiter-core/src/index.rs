@@ -257,6 +257,14 @@ impl NodeBindings {
 
     /// The bindings on the node that hashes to `hash` ([`node_hash`]); the caller compares the
     /// node, as another node may share the hash.
+    /// Reads what a search of the array reads first (its middle), and answers it: for the check
+    /// path to start the memory reads a search will need while it does other work.
+    pub fn first_probe(&self) -> u64 {
+        self.by_node
+            .get(self.by_node.len() / 2)
+            .map_or(0, |(hash, _)| *hash)
+    }
+
     pub fn on(&self, hash: u64) -> &[(u64, Arc<CompiledBinding>)] {
         let from = self.by_node.partition_point(|(h, _)| *h < hash);
         let rest = &self.by_node[from..];
