@@ -91,9 +91,10 @@ enum BoundNode {
 
 /// A role binding with its condition compiled and its ids interned.
 ///
-/// In declared order (`repr(C)`), the fields the check path reads first: they span 64 bytes,
-/// so that a check that reads a binding the caches do not hold mostly waits for one line of
-/// memory, not the two or three its fields would spread over in the compiler's order.
+/// In declared order (`repr(C)`), the fields the check path reads first, together in 64 bytes:
+/// a binding the caches do not hold then costs at most two lines of memory to check (it starts
+/// 16 bytes into its `Arc`'s allocation, which is not aligned to a line), where the compiler's
+/// order spread those fields over up to three.
 #[derive(Debug)]
 #[repr(C)]
 pub struct CompiledBinding {

@@ -124,7 +124,8 @@ struct Fast<'a> {
     who: Who<'a>,
     target: TargetView<'a>,
     /// The [`node_hash`]es of the nodes of [`TargetView::chain`], each computed when a subject
-    /// first holds bindings on its kind; bit `i` of `hashed` says `hashes[i]` is.
+    /// first holds bindings on its kind (the project's is known from its lookup); bit `i` of
+    /// `hashed` says `hashes[i]` is.
     hashes: [u64; CHAIN],
     hashed: u8,
     /// The asked permission, prepared for the roles' tables.

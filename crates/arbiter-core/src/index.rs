@@ -255,8 +255,6 @@ impl NodeBindings {
         self.by_node.is_empty()
     }
 
-    /// The bindings on the node that hashes to `hash` ([`node_hash`]); the caller compares the
-    /// node, as another node may share the hash.
     /// Reads what a search of the array reads first (its middle), and answers it: for the check
     /// path to start the memory reads a search will need while it does other work.
     pub fn first_probe(&self) -> u64 {
@@ -265,6 +263,8 @@ impl NodeBindings {
             .map_or(0, |(hash, _)| *hash)
     }
 
+    /// The bindings on the node that hashes to `hash` ([`node_hash`]); the caller compares the
+    /// node, as another node may share the hash.
     pub fn on(&self, hash: u64) -> &[(u64, Arc<CompiledBinding>)] {
         let from = self.by_node.partition_point(|(h, _)| *h < hash);
         let rest = &self.by_node[from..];
@@ -424,7 +424,7 @@ pub fn project_node_hash(id_hash: u64) -> u64 {
     id_hash ^ KIND_SALTS[3]
 }
 
-/// Arbitrary odd constants, one per kind of node: a project and a space of the same id hash
+/// Arbitrary distinct constants, one per kind of node: a project and a space of the same id hash
 /// apart.
 const KIND_SALTS: [u64; 5] = [
     0x243f_6a88_85a3_08d3,
