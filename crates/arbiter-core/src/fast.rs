@@ -379,7 +379,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     }
     // Resource grants: only when the subject may have some; the reference evaluator handles
     // them (criteria and conditions included).
-    // Most deployments hold no grants at all: then nothing more is read.
+    // An index that holds no grants needs nothing more read.
     let org_has_grants = !index.grants_by_subject.is_empty()
         && fast.target.organization.is_some_and(|o| {
             index

@@ -240,11 +240,6 @@ impl NodeBindings {
             .fold(0, |kinds, (_, b)| kinds | node_kind(b.node()));
     }
 
-    /// True when some binding is on a node of `node`'s kind.
-    pub fn may_hold(&self, node: NodeView<'_>) -> bool {
-        self.may_hold_kind(node_kind(node))
-    }
-
     /// True when some binding is on a node of the kind `kind` ([`node_kind`]).
     pub fn may_hold_kind(&self, kind: u8) -> bool {
         self.kinds & kind != 0
@@ -1306,7 +1301,7 @@ mod tests {
             .group_node_bindings
             .get("g")
             .unwrap_or_else(|| panic!("the group has bindings left"));
-        assert!(!nb.may_hold(NodeView::Project("p1")));
+        assert!(!nb.may_hold_kind(node_kind(NodeView::Project("p1"))));
         let m0 = NodeView::Resource("o", "model", "m0");
         assert_eq!(nb.on(node_hash(m0)).len(), 1, "b0 is found on its node");
         assert!(nb
@@ -1336,24 +1331,24 @@ mod tests {
         let on_project = binding("b1", Node::Project("p".to_owned()), &mut names);
         let on_org = binding("b2", Node::Organization("o".to_owned()), &mut names);
         let mut nb = NodeBindings::default();
-        assert!(!nb.may_hold(NodeView::Platform));
+        assert!(!nb.may_hold_kind(node_kind(NodeView::Platform)));
         nb.push(on_project.clone());
         nb.push(on_org.clone());
         nb.settle();
-        assert!(nb.may_hold(NodeView::Project("another")));
-        assert!(nb.may_hold(NodeView::Organization("o")));
-        assert!(!nb.may_hold(NodeView::Space("s")));
-        assert!(!nb.may_hold(NodeView::Resource("o", "model", "m")));
+        assert!(nb.may_hold_kind(node_kind(NodeView::Project("another"))));
+        assert!(nb.may_hold_kind(node_kind(NodeView::Organization("o"))));
+        assert!(!nb.may_hold_kind(node_kind(NodeView::Space("s"))));
+        assert!(!nb.may_hold_kind(node_kind(NodeView::Resource("o", "model", "m"))));
         let hash = node_hash(NodeView::Project("p"));
         assert_eq!(nb.on(hash).len(), 1);
         assert!(nb.on(node_hash(NodeView::Project("q"))).is_empty());
 
         nb.remove_all(&[on_project]);
         assert!(
-            !nb.may_hold(NodeView::Project("p")),
+            !nb.may_hold_kind(node_kind(NodeView::Project("p"))),
             "no binding on a project is left"
         );
-        assert!(nb.may_hold(NodeView::Organization("o")));
+        assert!(nb.may_hold_kind(node_kind(NodeView::Organization("o"))));
         assert!(nb.on(hash).is_empty());
     }
 }
