@@ -58,6 +58,16 @@ impl<'a> TargetView<'a> {
             owner: None,
         };
         let Some(org) = org else { return view };
+        // A project of the organization, with its node's hash (from the hash it was found by).
+        let project_in = |id: &str| {
+            let hash = hash_key(id);
+            let project = index.projects.find_hashed(hash, |p| same_id(p, id))?;
+            same_id(&project.organization_id, org).then(|| (project, project_node_hash(hash)))
+        };
+        // A checked project is looked up once: to choose the arm below, and as the ancestor.
+        let mut project = (query.resource_type == "project")
+            .then(|| project_in(&query.id))
+            .flatten();
         let mut project_id: Option<&'a str> = None;
         let mut registered: Option<&'a Resource> = None;
         match query.resource_type.as_str() {
@@ -74,14 +84,7 @@ impl<'a> TargetView<'a> {
             {
                 view.space = Some(&query.id)
             }
-            "project"
-                if index
-                    .projects
-                    .get(&query.id)
-                    .is_some_and(|p| p.organization_id == org) =>
-            {
-                project_id = Some(&query.id)
-            }
+            "project" if project.is_some() => {}
             resource_type => {
                 view.is_resource = true;
                 if let Some(r) = index.resource(org, resource_type, &query.id) {
@@ -101,14 +104,13 @@ impl<'a> TargetView<'a> {
                 }
             }
         }
-        if let Some(id) = project_id {
-            let hash = hash_key(id);
-            let project = index.projects.find_hashed(hash, |p| same_id(p, id));
-            if let Some(project) = project.filter(|p| same_id(&p.organization_id, org)) {
-                view.project = Some(&project.id);
-                view.project_hash = project_node_hash(hash);
-                view.space = Some(&project.space_id);
-            }
+        if project.is_none() {
+            project = project_id.and_then(project_in);
+        }
+        if let Some((project, hash)) = project {
+            view.project = Some(&project.id);
+            view.project_hash = hash;
+            view.space = Some(&project.space_id);
         }
         if view.owner.is_none() {
             // As the reference does: the sent properties overlay the registered ones.
