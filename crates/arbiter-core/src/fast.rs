@@ -14,15 +14,15 @@ use crate::cowmap::{hash_key, same_id};
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
 use crate::index::{
     node_hash, node_kind, project_node_hash, AskedPermission, CompiledBinding, CompiledEntry,
-    CompiledRole, Index, NodeBindings, UserLinks, UserRecord,
+    CompiledRole, HashedBinding, Index, NodeBindings, UserLinks, UserRecord,
 };
 use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
 
 /// Who a check is about.
 enum Who<'i> {
-    /// A user, with its record of links (none when it has none).
-    User(&'i User, Option<&'i Arc<UserLinks>>),
+    /// A user, with its links (none when it has none) and its own bindings.
+    User(&'i User, Option<&'i Arc<UserLinks>>, &'i NodeBindings),
     ProjectKey(&'i ApiKey),
 }
 
@@ -140,7 +140,7 @@ struct Fast<'a> {
 impl<'a> Fast<'a> {
     fn in_team(&self, space: &str) -> bool {
         match &self.who {
-            Who::User(_, links) => links.is_some_and(|l| l.spaces.contains(space)),
+            Who::User(_, links, _) => links.is_some_and(|l| l.spaces.contains(space)),
             Who::ProjectKey(k) => k
                 .project_id
                 .as_deref()
@@ -151,7 +151,7 @@ impl<'a> Fast<'a> {
 
     fn owns(&self, owner: &str) -> bool {
         match &self.who {
-            Who::User(u, links) => {
+            Who::User(u, links, _) => {
                 u.id == owner
                     || u.email == owner
                     || u.external_ids.iter().any(|e| e == owner)
@@ -187,7 +187,7 @@ impl<'a> Fast<'a> {
     }
 
     /// The bindings on one node of the chain: those of `list` that are on `node`.
-    fn bindings(&mut self, list: &[(u64, Arc<CompiledBinding>)], node: NodeView<'_>) -> bool {
+    fn bindings(&mut self, list: &[HashedBinding], node: NodeView<'_>) -> bool {
         for (_, b) in list {
             // Another node may share the hash.
             if !b.node().same(&node) || !b.is_active(self.now) {
@@ -273,6 +273,12 @@ fn has_grants(index: &Index, subject: SubjectRefView<'_>) -> bool {
         .is_some()
 }
 
+/// The user of a record that has one, with its links and bindings.
+fn user_of(record: &UserRecord) -> Option<Who<'_>> {
+    let user = record.user.as_ref()?;
+    Some(Who::User(user, record.links.as_ref(), &record.bindings))
+}
+
 /// Decides a check without allocating, or answers `None` when the reference evaluator must.
 pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     let now = request.now;
@@ -281,32 +287,22 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
             // Most checks name the user by id: then the reference's hash is the id's.
             let hash = hash_key(reference.as_str());
             match index.users.record_hashed(hash, reference.as_str()) {
-                Some(UserRecord {
-                    user: Some(user),
-                    links,
-                    ..
-                }) => Who::User(user, links.as_ref()),
-                _ => {
-                    let user = index.find_user(reference)?;
-                    Who::User(user, index.users.links(&user.id))
-                }
+                Some(record @ UserRecord { user: Some(_), .. }) => user_of(record)?,
+                _ => user_of(index.users.record(&index.find_user(reference)?.id)?)?,
             }
         }
         SubjectQuery::ApiKey(id) => {
             let key = index.api_keys.get(id).filter(|k| k.is_usable(now))?;
             match key.kind {
-                ApiKeyKind::User => {
-                    let user = index.users.get(&key.user_id)?;
-                    Who::User(user, index.users.links(&user.id))
-                }
+                ApiKeyKind::User => user_of(index.users.record(&key.user_id)?)?,
                 ApiKeyKind::Project => Who::ProjectKey(key),
             }
         }
     };
     // Start reading the user's bindings now: resolving the resource does not depend on them,
     // so when neither is in the caches the processor waits for both at once, not in turn.
-    if let Who::User(_, Some(links)) = &who {
-        std::hint::black_box(links.bindings.first_probe());
+    if let Who::User(_, _, bindings) = &who {
+        std::hint::black_box(bindings.first_probe());
     }
     let target = TargetView::resolve(index, request.organization_id, request);
     let mut fast = Fast {
@@ -330,7 +326,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     };
 
     // The implicit base role of members.
-    if let (Who::User(_, links), Some(org), Some(base)) = (
+    if let (Who::User(_, links, _), Some(org), Some(base)) = (
         &fast.who,
         fast.target.organization,
         index.base_role.as_ref(),
@@ -344,19 +340,20 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         }
     }
     match fast.who {
-        Who::User(_, None) => {}
-        Who::User(_, Some(links)) => {
-            if fast.node_bindings(&links.bindings) {
+        Who::User(_, links, bindings) => {
+            if fast.node_bindings(bindings) {
                 return Some(true);
             }
-            for group in &links.groups {
+            // A user without links has neither groups nor keys.
+            let (groups, keys) = links.map_or((None, None), |l| (Some(&l.groups), Some(&l.keys)));
+            for group in groups.into_iter().flatten() {
                 if let Some(nb) = index.group_node_bindings.get(group) {
                     if fast.node_bindings(nb) {
                         return Some(true);
                     }
                 }
             }
-            for key_id in &links.keys {
+            for key_id in keys.into_iter().flatten() {
                 let usable = index
                     .api_keys
                     .get(key_id)
@@ -391,7 +388,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         });
     let has_grants = org_has_grants
         && match fast.who {
-            Who::User(user, links) => {
+            Who::User(user, links, _) => {
                 has_grants(index, SubjectRefView::User(&user.id))
                     || links.is_some_and(|l| {
                         l.groups

@@ -184,60 +184,59 @@ impl CompiledRole {
     }
 }
 
+/// A binding with the [`node_hash`] of its node, as [`NodeBindings`] keeps it.
+pub type HashedBinding = (u64, Arc<CompiledBinding>);
+
 /// One subject's bindings, sorted by the hash of the node each is on: the check path finds the
 /// bindings on each ancestor of the resource by a binary search of one contiguous array. (A map
 /// per kind of node, keyed by the node's id, cost more memory than the bindings themselves.)
+///
+/// The array is shared and never changed: a write makes the subject a new one
+/// ([`NodeBindings::changed`]), so that copying a user's record (a write copies the shard of the
+/// users it changes) copies a pointer, not the list.
 #[derive(Clone, Debug, Default)]
 pub struct NodeBindings {
-    by_node: Vec<(u64, Arc<CompiledBinding>)>,
+    /// `None` when the subject has no binding: most records of the index hold none.
+    by_node: Option<Arc<[HashedBinding]>>,
     /// The kinds of node the bindings are on ([`node_kind`] bits), so that the check path
     /// neither hashes nor searches for a node of a kind the subject holds nothing on (most
     /// subjects' bindings are on one or two kinds).
     kinds: u8,
-    /// Set by the first binding added since the list was last settled; [`Index::settle`] sorts
-    /// `by_node` again and gives back the room it grew by.
-    unsettled: bool,
 }
 
 impl NodeBindings {
-    /// Appends a binding; the caller settles the list (see [`Index::settle`]) before anyone
-    /// reads it, so that adding many bindings to one subject costs neither a copy of its list
-    /// each nor a sort each. True when the list was settled until now.
-    fn push(&mut self, binding: Arc<CompiledBinding>) -> bool {
-        let hash = node_hash(binding.node());
-        self.kinds |= node_kind(binding.node());
-        self.by_node.push((hash, binding));
-        !std::mem::replace(&mut self.unsettled, true)
+    /// These bindings without those of `gone` (by identity, not id: a binding deleted and put
+    /// again in one write is two bindings) and with those of `added` not in `gone`, in one pass
+    /// however many there are of each. Bindings on one node keep the order they were added in.
+    fn changed(&self, gone: &[Arc<CompiledBinding>], added: Vec<Arc<CompiledBinding>>) -> Self {
+        let gone_set: Option<
+            hashbrown::HashSet<*const CompiledBinding, foldhash::fast::RandomState>,
+        > = (gone.len() > 8).then(|| gone.iter().map(Arc::as_ptr).collect());
+        let stays = |b: &Arc<CompiledBinding>| match &gone_set {
+            Some(set) => !set.contains(&Arc::as_ptr(b)),
+            None => !gone.iter().any(|g| Arc::ptr_eq(g, b)),
+        };
+        let mut list: Vec<HashedBinding> = Vec::with_capacity(self.entries().len() + added.len());
+        list.extend(self.entries().iter().filter(|(_, b)| stays(b)).cloned());
+        list.extend(
+            added
+                .into_iter()
+                .filter(|b| stays(b))
+                .map(|b| (node_hash(b.node()), b)),
+        );
+        // Stable: the bindings already there, then the added ones, in order.
+        list.sort_by_key(|(hash, _)| *hash);
+        Self {
+            kinds: list
+                .iter()
+                .fold(0, |kinds, (_, b)| kinds | node_kind(b.node())),
+            by_node: (!list.is_empty()).then(|| Arc::from(list)),
+        }
     }
 
-    fn settle(&mut self) {
-        // Stable: bindings on one node keep the order they were added in.
-        self.by_node.sort_by_key(|(hash, _)| *hash);
-        // A list grows by doubling; it is read far more often than it grows.
-        self.by_node.shrink_to_fit();
-        self.unsettled = false;
-    }
-
-    /// Removes the bindings of `gone` (by identity, not id: a binding deleted and put again in
-    /// one write is two bindings), in one pass however many there are.
-    fn remove_all(&mut self, gone: &[Arc<CompiledBinding>]) {
-        if gone.len() <= 8 {
-            self.by_node
-                .retain(|(_, b)| !gone.iter().any(|g| Arc::ptr_eq(g, b)));
-        } else {
-            let gone: hashbrown::HashSet<*const CompiledBinding, foldhash::fast::RandomState> =
-                gone.iter().map(Arc::as_ptr).collect();
-            self.by_node
-                .retain(|(_, b)| !gone.contains(&Arc::as_ptr(b)));
-        }
-        // A list that lost most of its bindings gives the room back.
-        if self.by_node.len() < self.by_node.capacity() / 2 {
-            self.by_node.shrink_to_fit();
-        }
-        self.kinds = self
-            .by_node
-            .iter()
-            .fold(0, |kinds, (_, b)| kinds | node_kind(b.node()));
+    /// Every binding, by node hash.
+    fn entries(&self) -> &[HashedBinding] {
+        self.by_node.as_deref().unwrap_or_default()
     }
 
     /// True when some binding is on a node of the kind `kind` ([`node_kind`]).
@@ -245,24 +244,24 @@ impl NodeBindings {
         self.kinds & kind != 0
     }
 
-    /// True when the subject has no binding left.
+    /// True when the subject has no binding.
     pub fn is_empty(&self) -> bool {
-        self.by_node.is_empty()
+        self.by_node.is_none()
     }
 
     /// Reads what a search of the array reads first (its middle), and answers it: for the check
     /// path to start the memory reads a search will need while it does other work.
     pub fn first_probe(&self) -> u64 {
-        self.by_node
-            .get(self.by_node.len() / 2)
-            .map_or(0, |(hash, _)| *hash)
+        let list = self.entries();
+        list.get(list.len() / 2).map_or(0, |(hash, _)| *hash)
     }
 
     /// The bindings on the node that hashes to `hash` ([`node_hash`]); the caller compares the
     /// node, as another node may share the hash.
-    pub fn on(&self, hash: u64) -> &[(u64, Arc<CompiledBinding>)] {
-        let from = self.by_node.partition_point(|(h, _)| *h < hash);
-        let rest = &self.by_node[from..];
+    pub fn on(&self, hash: u64) -> &[HashedBinding] {
+        let list = self.entries();
+        let from = list.partition_point(|(h, _)| *h < hash);
+        let rest = &list[from..];
         let len = rest
             .iter()
             .position(|(h, _)| *h != hash)
@@ -271,16 +270,14 @@ impl NodeBindings {
     }
 }
 
-/// What the index keeps about one user's relations, in one record, so that the check path finds
-/// them all with one lookup of the user's id.
+/// What the index keeps about one user's memberships and keys, in one record, so that the check
+/// path finds them all with one lookup of the user's id.
 #[derive(Clone, Debug, Default)]
 pub struct UserLinks {
     pub organizations: IdSet,
     pub spaces: IdSet,
     pub groups: IdSet,
     pub keys: IdSet,
-    /// The user's own bindings (not its groups' or keys').
-    pub bindings: NodeBindings,
 }
 
 impl UserLinks {
@@ -289,18 +286,27 @@ impl UserLinks {
             && self.spaces.is_empty()
             && self.groups.is_empty()
             && self.keys.is_empty()
-            && self.bindings.is_empty()
     }
 }
 
-/// One user id's entry in [`Users`]: the user, once known, and its links, so that the check
-/// path finds both with one lookup. The links may come first: a store's objects load in any
-/// order, and a membership may precede its user.
+/// One user id's entry in [`Users`]: the user, once known, its links and its bindings, so that
+/// the check path finds them with one lookup. The links and bindings may come first: a store's
+/// objects load in any order, and a membership may precede its user.
 #[derive(Clone, Debug)]
 pub struct UserRecord {
     id: Box<str>,
     pub user: Option<Arc<User>>,
     pub links: Option<Arc<UserLinks>>,
+    /// The user's own bindings (not its groups' or keys'), in the record itself and not in its
+    /// links: the check path reads the array straight from the record, not after the links.
+    pub bindings: NodeBindings,
+}
+
+impl UserRecord {
+    /// True when the record holds nothing: it leaves the index.
+    fn is_empty(&self) -> bool {
+        self.user.is_none() && self.links.is_none() && self.bindings.is_empty()
+    }
 }
 
 impl Keyed for UserRecord {
@@ -329,9 +335,19 @@ impl Users {
         self.records.get(id).and_then(|r| r.user.as_ref())
     }
 
+    /// A user id's record.
+    pub fn record(&self, id: &str) -> Option<&UserRecord> {
+        self.records.get(id)
+    }
+
     /// A user's links.
     pub fn links(&self, id: &str) -> Option<&Arc<UserLinks>> {
         self.records.get(id).and_then(|r| r.links.as_ref())
+    }
+
+    /// A user's own bindings.
+    pub fn bindings(&self, id: &str) -> Option<&NodeBindings> {
+        self.records.get(id).map(|r| &r.bindings)
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -357,6 +373,7 @@ impl Users {
             id: id.into(),
             user: None,
             links: None,
+            bindings: NodeBindings::default(),
         })
     }
 
@@ -370,7 +387,7 @@ impl Users {
     fn remove(&mut self, id: &str) -> Option<Arc<User>> {
         let record = self.records.get_mut(id)?;
         let user = record.user.take()?;
-        if record.links.is_none() {
+        if record.is_empty() {
             self.records.remove(id);
         }
         self.users -= 1;
@@ -393,7 +410,19 @@ impl Users {
         change(links);
         if links.is_empty() {
             record.links = None;
-            if record.user.is_none() {
+            if record.is_empty() {
+                self.records.remove(id);
+            }
+        }
+    }
+
+    /// Sets a user's bindings, and drops a record left with nothing.
+    fn set_bindings(&mut self, id: &str, bindings: NodeBindings) {
+        if !bindings.is_empty() {
+            self.record_mut(id).bindings = bindings;
+        } else if let Some(record) = self.records.get_mut(id) {
+            record.bindings = bindings;
+            if record.is_empty() {
                 self.records.remove(id);
             }
         }
@@ -489,8 +518,8 @@ pub struct Index {
     /// The ids the bindings repeat, interned.
     names: Names,
     /// Each group's and key's bindings by node: what the check path walks.
-    pub group_node_bindings: CowMap<Id, Arc<NodeBindings>>,
-    pub key_node_bindings: CowMap<Id, Arc<NodeBindings>>,
+    pub group_node_bindings: CowMap<Id, NodeBindings>,
+    pub key_node_bindings: CowMap<Id, NodeBindings>,
     /// The bindings on each node, for subject search. (A bag, not a list: the organization's
     /// node may hold most of its bindings, and a write must not copy them all.)
     pub bindings_by_node: CowMap<crate::model::Node, SharedBag<CompiledBinding>>,
@@ -505,8 +534,9 @@ pub struct Index {
     pub resources: CowMap<String, Arc<Resource>>,
     /// The implicit `base` role.
     pub base_role: Option<Arc<CompiledRole>>,
-    /// Subjects whose [`NodeBindings`] grew since the last [`Index::settle`].
-    unsettled_subjects: Vec<SubjectRef>,
+    /// Bindings put since the last [`Index::settle`], by subject: a subject's list is made again
+    /// once a write (or a load), not once for each of its bindings.
+    added_bindings: HashMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
     /// Bindings deleted since the last [`Index::settle`], by subject: a write that deletes a
     /// subject's bindings (a group, a user leaving its organization) takes them out of its list
     /// in one pass, not one pass each.
@@ -571,7 +601,7 @@ impl Index {
             resource_ids_by_type: CowMap::default(),
             resources: CowMap::default(),
             base_role,
-            unsettled_subjects: Vec::new(),
+            added_bindings: HashMap::default(),
             removed_bindings: HashMap::default(),
         }
     }
@@ -591,18 +621,16 @@ impl Index {
         index
     }
 
-    /// Takes the deleted bindings out of their subjects' lists, and sorts the lists that grew
-    /// (the check path binary-searches them) and trims them.
+    /// Makes again the lists of the subjects whose bindings were put or deleted since the last
+    /// settle, each once.
     fn settle(&mut self) {
-        for (subject, gone) in std::mem::take(&mut self.removed_bindings) {
-            self.change_node_bindings(&subject, |nb| nb.remove_all(&gone));
+        let mut removed = std::mem::take(&mut self.removed_bindings);
+        for (subject, added) in std::mem::take(&mut self.added_bindings) {
+            let gone = removed.remove(&subject).unwrap_or_default();
+            self.change_node_bindings(&subject, &gone, added);
         }
-        for subject in std::mem::take(&mut self.unsettled_subjects) {
-            self.change_node_bindings(&subject, |nb| {
-                if nb.unsettled {
-                    nb.settle();
-                }
-            });
+        for (subject, gone) in removed {
+            self.change_node_bindings(&subject, &gone, Vec::new());
         }
     }
 
@@ -758,9 +786,10 @@ impl Index {
                 self.bindings_by_node
                     .entry_or_default(node)
                     .push(compiled.clone());
-                if self.node_bindings_mut(&subject).push(compiled.clone()) {
-                    self.unsettled_subjects.push(subject);
-                }
+                self.added_bindings
+                    .entry(subject)
+                    .or_default()
+                    .push(compiled.clone());
                 self.bindings.insert(compiled);
             }
             Object::Resource(r) => {
@@ -928,51 +957,45 @@ impl Index {
     /// begin with the time), so that listings and explanations do not depend on the order the
     /// index took them in.
     pub fn subject_bindings(&self, subject: &SubjectRef) -> Vec<&Arc<CompiledBinding>> {
-        let node_bindings = match subject {
-            SubjectRef::User(id) => self.users.links(id).map(|l| &l.bindings),
-            SubjectRef::Group(id) => self.group_node_bindings.get(id).map(|nb| &**nb),
-            SubjectRef::ApiKey(id) => self.key_node_bindings.get(id).map(|nb| &**nb),
-        };
-        let mut list: Vec<&Arc<CompiledBinding>> = node_bindings
+        let mut list: Vec<&Arc<CompiledBinding>> = self
+            .node_bindings(subject)
             .into_iter()
-            .flat_map(|nb| nb.by_node.iter().map(|(_, b)| b))
+            .flat_map(|nb| nb.entries().iter().map(|(_, b)| b))
             .collect();
         list.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         list
     }
 
-    /// A subject's bindings by node, to change; created empty when absent.
-    fn node_bindings_mut(&mut self, subject: &SubjectRef) -> &mut NodeBindings {
+    /// A subject's bindings by node.
+    fn node_bindings(&self, subject: &SubjectRef) -> Option<&NodeBindings> {
         match subject {
-            SubjectRef::User(id) => &mut self.user_links_mut(id).bindings,
-            SubjectRef::Group(id) => {
-                Arc::make_mut(self.group_node_bindings.entry_or_default(id.clone()))
-            }
-            SubjectRef::ApiKey(id) => {
-                Arc::make_mut(self.key_node_bindings.entry_or_default(id.clone()))
-            }
+            SubjectRef::User(id) => self.users.bindings(id),
+            SubjectRef::Group(id) => self.group_node_bindings.get(id),
+            SubjectRef::ApiKey(id) => self.key_node_bindings.get(id),
         }
     }
 
-    /// Changes a subject's bindings by node, if it has any, and drops the entry left empty.
+    /// Makes a subject's bindings by node again without those of `gone` and with those of
+    /// `added`; a subject left with none loses its entry.
     fn change_node_bindings(
         &mut self,
         subject: &SubjectRef,
-        change: impl FnOnce(&mut NodeBindings),
+        gone: &[Arc<CompiledBinding>],
+        added: Vec<Arc<CompiledBinding>>,
     ) {
+        let now = match self.node_bindings(subject) {
+            Some(nb) => nb.changed(gone, added),
+            None => NodeBindings::default().changed(gone, added),
+        };
         let (map, id) = match subject {
-            SubjectRef::User(id) => {
-                return self.change_user_links(id, |l| change(&mut l.bindings));
-            }
+            SubjectRef::User(id) => return self.users.set_bindings(id, now),
             SubjectRef::Group(id) => (&mut self.group_node_bindings, id),
             SubjectRef::ApiKey(id) => (&mut self.key_node_bindings, id),
         };
-        if let Some(nb) = map.get_mut(id) {
-            let nb = Arc::make_mut(nb);
-            change(nb);
-            if nb.is_empty() {
-                map.remove(id);
-            }
+        if now.is_empty() {
+            map.remove(id);
+        } else {
+            map.insert(id.clone(), now);
         }
     }
 
@@ -1330,11 +1353,9 @@ mod tests {
         };
         let on_project = binding("b1", Node::Project("p".to_owned()), &mut names);
         let on_org = binding("b2", Node::Organization("o".to_owned()), &mut names);
-        let mut nb = NodeBindings::default();
-        assert!(!nb.may_hold_kind(node_kind(NodeView::Platform)));
-        nb.push(on_project.clone());
-        nb.push(on_org.clone());
-        nb.settle();
+        let empty = NodeBindings::default();
+        assert!(!empty.may_hold_kind(node_kind(NodeView::Platform)));
+        let nb = empty.changed(&[], vec![on_project.clone(), on_org.clone()]);
         assert!(nb.may_hold_kind(node_kind(NodeView::Project("another"))));
         assert!(nb.may_hold_kind(node_kind(NodeView::Organization("o"))));
         assert!(!nb.may_hold_kind(node_kind(NodeView::Space("s"))));
@@ -1343,12 +1364,57 @@ mod tests {
         assert_eq!(nb.on(hash).len(), 1);
         assert!(nb.on(node_hash(NodeView::Project("q"))).is_empty());
 
-        nb.remove_all(&[on_project]);
+        let on_space = binding("b3", Node::Space("s".to_owned()), &mut names);
+        let nb = nb.changed(&[on_project, on_space.clone()], vec![on_space]);
+        assert_eq!(
+            nb.entries().len(),
+            1,
+            "a binding put and deleted in one write is not kept"
+        );
+        assert!(!nb.may_hold_kind(node_kind(NodeView::Space("s"))));
         assert!(
             !nb.may_hold_kind(node_kind(NodeView::Project("p"))),
             "no binding on a project is left"
         );
         assert!(nb.may_hold_kind(node_kind(NodeView::Organization("o"))));
         assert!(nb.on(hash).is_empty());
+        assert!(nb.changed(&[on_org], Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_user_ids_record_holds_its_bindings_and_goes_with_the_last_of_them() {
+        let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let mut index = Index::new(catalog);
+        let on = |id: &str, project: &str| {
+            Object::RoleBinding(role_binding(
+                id.to_owned(),
+                SubjectRef::User("u".to_owned()),
+                Node::Project(project.to_owned()),
+            ))
+        };
+        let put = |o: &Object| Op::Put { object: o.clone() };
+        // Bindings of a user id the index does not know as a user yet (objects load in any
+        // order).
+        let (b1, b2) = (on("b1", "p1"), on("b2", "p2"));
+        index.apply(1, &[put(&b1), put(&b2)]);
+        let record = index
+            .users
+            .record("u")
+            .unwrap_or_else(|| panic!("a record"));
+        assert!(record.user.is_none() && record.links.is_none());
+        assert_eq!(
+            record.bindings.on(node_hash(NodeView::Project("p2"))).len(),
+            1
+        );
+        let user = SubjectRef::User("u".to_owned());
+        assert_eq!(index.subject_bindings(&user).len(), 2);
+
+        index.apply(2, &[delete(&b1)]);
+        assert_eq!(index.subject_bindings(&user).len(), 1);
+        index.apply(3, &[delete(&b2)]);
+        assert!(
+            index.users.record("u").is_none(),
+            "nothing is left of the id"
+        );
     }
 }
