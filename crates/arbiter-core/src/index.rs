@@ -535,7 +535,7 @@ pub struct Index {
     /// The implicit `base` role.
     pub base_role: Option<Arc<CompiledRole>>,
     /// Bindings put since the last [`Index::settle`], by subject: a subject's list is made again
-    /// once a write (or a load), not once for each of its bindings.
+    /// once per write (or load), not once per binding put.
     added_bindings: HashMap<SubjectRef, Vec<Arc<CompiledBinding>>>,
     /// Bindings deleted since the last [`Index::settle`], by subject: a write that deletes a
     /// subject's bindings (a group, a user leaving its organization) takes them out of its list
