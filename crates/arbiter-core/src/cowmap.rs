@@ -93,6 +93,7 @@ impl<E: Clone> CowTable<E> {
         Arc::make_mut(&mut self.shards[shard_of(hash)])
     }
 
+    #[inline]
     fn find(&self, hash: u64, is: impl Fn(&E) -> bool) -> Option<&E> {
         self.shards[shard_of(hash)].find(hash, is)
     }
@@ -163,6 +164,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 
     /// The value of the key that hashes to `hash` and satisfies `is_key`: a lookup by a borrowed
     /// form of the key that `Borrow` cannot express.
+    #[inline]
     pub fn find_hashed(&self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<&V> {
         self.table.find(hash, |(k, _)| is_key(k)).map(|(_, v)| v)
     }

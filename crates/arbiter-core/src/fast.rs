@@ -59,16 +59,16 @@ impl<'a> TargetView<'a> {
         };
         let Some(org) = org else { return view };
         // A project of the organization, with its node's hash (from the hash it was found by).
-        let project_in = |id: &str| {
-            let hash = hash_key(id);
+        let project_in = |id: &str, hash: u64| {
             let project = index.projects.find_hashed(hash, |p| same_id(p, id))?;
             same_id(&project.organization_id, org).then(|| (project, project_node_hash(hash)))
         };
         // A checked project is looked up once: to choose the arm below, and as the ancestor.
         let mut project = (query.resource_type == "project")
-            .then(|| project_in(&query.id))
+            .then(|| project_in(&query.id, hash_key(query.id.as_str())))
             .flatten();
-        let mut project_id: Option<&'a str> = None;
+        // The resource's project's id, with its hash.
+        let mut project_id: Option<(&'a str, u64)> = None;
         let mut registered: Option<&'a Resource> = None;
         match query.resource_type.as_str() {
             PLATFORM_TYPE => {
@@ -87,10 +87,14 @@ impl<'a> TargetView<'a> {
             "project" if project.is_some() => {}
             resource_type => {
                 view.is_resource = true;
-                if let Some(r) = index.resource(org, resource_type, &query.id) {
-                    registered = Some(r);
-                    project_id = r.project_id.as_deref();
-                    view.owner = r.owner_id.as_deref();
+                if let Some(r) = index.registered(org, resource_type, &query.id) {
+                    registered = Some(&r.resource);
+                    project_id = r
+                        .resource
+                        .project_id
+                        .as_deref()
+                        .map(|p| (p, r.project_hash));
+                    view.owner = r.resource.owner_id.as_deref();
                 } else if resource_type == "user" && index.is_member(org, &query.id) {
                     view.owner = Some(&query.id);
                 } else if resource_type == "api_key" {
@@ -99,13 +103,13 @@ impl<'a> TargetView<'a> {
                         if key.kind == ApiKeyKind::User {
                             view.owner = Some(&key.user_id);
                         }
-                        project_id = key.project_id.as_deref();
+                        project_id = key.project_id.as_deref().map(|p| (p, hash_key(p)));
                     }
                 }
             }
         }
         if project.is_none() {
-            project = project_id.and_then(project_in);
+            project = project_id.and_then(|(id, hash)| project_in(id, hash));
         }
         if let Some((project, hash)) = project {
             view.project = Some(&project.id);
@@ -211,11 +215,12 @@ impl<'a> Fast<'a> {
 
     /// The subject's bindings on each node of the resource's chain.
     fn node_bindings(&mut self, nb: &NodeBindings) -> bool {
-        for (i, kind) in CHAIN_KINDS.into_iter().enumerate() {
-            // The kind first: most subjects hold bindings on one or two kinds of node.
-            if !nb.may_hold_kind(kind) {
-                continue;
-            }
+        // Only the kinds of node the subject holds bindings on (most hold one or two), the
+        // nearest first: the resource, its project, its space, its organization, the platform.
+        let mut kinds = nb.kinds() & ALL_KINDS;
+        while kinds != 0 {
+            let i = (u8::BITS - 1 - kinds.leading_zeros()) as usize;
+            kinds ^= 1 << i;
             let Some(node) = self.target.chain(i) else {
                 continue;
             };
@@ -236,30 +241,32 @@ impl<'a> Fast<'a> {
 
 /// How many nodes a binding may be on to apply to a resource (see [`TargetView::chain`]).
 const CHAIN: usize = 5;
-/// Where the resource's project is in [`TargetView::chain`].
-const PROJECT_IN_CHAIN: usize = 2;
-/// The [`node_kind`] of each node of [`TargetView::chain`].
-const CHAIN_KINDS: [u8; CHAIN] = [
-    node_kind(NodeView::Platform),
-    node_kind(NodeView::Resource("", "", "")),
-    node_kind(NodeView::Project("")),
-    node_kind(NodeView::Space("")),
-    node_kind(NodeView::Organization("")),
-];
+/// The [`node_kind`] bits of every node of [`TargetView::chain`].
+const ALL_KINDS: u8 = (1 << CHAIN) - 1;
+/// Where each kind of node is in [`TargetView::chain`]: at its [`node_kind`] bit.
+const fn chain_position(node: NodeView<'_>) -> usize {
+    node_kind(node).trailing_zeros() as usize
+}
+const PLATFORM_IN_CHAIN: usize = chain_position(NodeView::Platform);
+const ORGANIZATION_IN_CHAIN: usize = chain_position(NodeView::Organization(""));
+const SPACE_IN_CHAIN: usize = chain_position(NodeView::Space(""));
+const PROJECT_IN_CHAIN: usize = chain_position(NodeView::Project(""));
+const RESOURCE_IN_CHAIN: usize = chain_position(NodeView::Resource("", "", ""));
 
 impl<'a> TargetView<'a> {
-    /// The `i`th node a binding may be on to apply to the resource, in the order they are
-    /// tried: the platform, the resource itself, its project, its space, its organization.
-    /// Made when asked for, not kept: most checks ask for two of them.
+    /// The node a binding may be on to apply to the resource at position `i`, that of its kind
+    /// ([`chain_position`]): the platform, the resource's organization, its space, its project
+    /// or the resource itself. Made when asked for, not kept: most checks ask for two of them.
     fn chain(&self, i: usize) -> Option<NodeView<'a>> {
-        match (i, self.organization) {
-            (0, _) => Some(NodeView::Platform),
-            (1, Some(org)) if self.is_resource => {
-                Some(NodeView::Resource(org, self.resource_type, self.id))
+        let org = self.organization;
+        match i {
+            PLATFORM_IN_CHAIN => Some(NodeView::Platform),
+            ORGANIZATION_IN_CHAIN => org.map(NodeView::Organization),
+            SPACE_IN_CHAIN => org.and(self.space).map(NodeView::Space),
+            PROJECT_IN_CHAIN => org.and(self.project).map(NodeView::Project),
+            RESOURCE_IN_CHAIN if self.is_resource => {
+                org.map(|org| NodeView::Resource(org, self.resource_type, self.id))
             }
-            (PROJECT_IN_CHAIN, Some(_)) => self.project.map(NodeView::Project),
-            (3, Some(_)) => self.space.map(NodeView::Space),
-            (4, Some(org)) => Some(NodeView::Organization(org)),
             _ => None,
         }
     }
@@ -345,22 +352,23 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
                 return Some(true);
             }
             // A user without links has neither groups nor keys.
-            let (groups, keys) = links.map_or((None, None), |l| (Some(&l.groups), Some(&l.keys)));
-            for group in groups.into_iter().flatten() {
-                if let Some(nb) = index.group_node_bindings.get(group) {
-                    if fast.node_bindings(nb) {
-                        return Some(true);
+            if let Some(links) = links {
+                for group in &links.groups {
+                    if let Some(nb) = index.group_node_bindings.get(group) {
+                        if fast.node_bindings(nb) {
+                            return Some(true);
+                        }
                     }
                 }
-            }
-            for key_id in keys.into_iter().flatten() {
-                let usable = index
-                    .api_keys
-                    .get(key_id)
-                    .is_some_and(|k| k.kind == ApiKeyKind::User && k.is_usable(now));
-                if let (true, Some(nb)) = (usable, index.key_node_bindings.get(key_id)) {
-                    if fast.node_bindings(nb) {
-                        return Some(true);
+                for key_id in &links.keys {
+                    let usable = index
+                        .api_keys
+                        .get(key_id)
+                        .is_some_and(|k| k.kind == ApiKeyKind::User && k.is_usable(now));
+                    if let (true, Some(nb)) = (usable, index.key_node_bindings.get(key_id)) {
+                        if fast.node_bindings(nb) {
+                            return Some(true);
+                        }
                     }
                 }
             }

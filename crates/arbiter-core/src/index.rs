@@ -239,6 +239,11 @@ impl NodeBindings {
         self.by_node.as_deref().unwrap_or_default()
     }
 
+    /// The kinds of node the bindings are on: [`node_kind`] bits.
+    pub fn kinds(&self) -> u8 {
+        self.kinds
+    }
+
     /// True when some binding is on a node of the kind `kind` ([`node_kind`]).
     pub fn may_hold_kind(&self, kind: u8) -> bool {
         self.kinds & kind != 0
@@ -477,6 +482,15 @@ fn compile_entry(entry: &RoleEntry) -> CompiledEntry {
     }
 }
 
+/// A registered resource as [`Index::registered`] finds it.
+#[derive(Clone, Debug)]
+pub struct RegisteredResource {
+    pub resource: Arc<Resource>,
+    /// The [`hash_key`] of its project's id (0 when it has none), so that the check path looks
+    /// the project up without hashing its id.
+    pub project_hash: u64,
+}
+
 /// The snapshot. Fields are public for reading; only [`Index::apply`] changes them, on a clone.
 #[derive(Clone, Debug)]
 pub struct Index {
@@ -527,7 +541,7 @@ pub struct Index {
     pub grants_by_organization: CowMap<Id, SharedBag<CompiledGrant>>,
     /// Registered resources by organization, type and id: looked up without allocating, and
     /// listed per type for resource search.
-    pub resources_by_id: CowMap<String, Vec<Arc<Resource>>>,
+    pub resources_by_id: CowMap<String, Vec<RegisteredResource>>,
     /// The ids of the registered resources of each (organization, type), for resource search.
     pub resource_ids_by_type: CowMap<(Id, String), MemberSet>,
     /// `organization/type/id` → registered resource.
@@ -705,9 +719,22 @@ impl Index {
         resource_type: &str,
         id: &str,
     ) -> Option<&Arc<Resource>> {
+        self.registered(organization_id, resource_type, id)
+            .map(|r| &r.resource)
+    }
+
+    /// A registered resource, with its project's hash.
+    #[inline]
+    pub fn registered(
+        &self,
+        organization_id: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Option<&RegisteredResource> {
         let resources = (self.resources_by_id).find_hashed(hash_key(id), |k| same_id(k, id))?;
         resources.iter().find(|r| {
-            same_id(&r.organization_id, organization_id) && same_id(&r.resource_type, resource_type)
+            same_id(&r.resource.organization_id, organization_id)
+                && same_id(&r.resource.resource_type, resource_type)
         })
     }
 
@@ -796,7 +823,10 @@ impl Index {
                 let r = Arc::new(r);
                 self.resources_by_id
                     .entry_or_default(r.id.clone())
-                    .push(r.clone());
+                    .push(RegisteredResource {
+                        project_hash: r.project_id.as_deref().map_or(0, hash_key),
+                        resource: r.clone(),
+                    });
                 self.resource_ids_by_type
                     .entry_or_default((r.organization_id.clone(), r.resource_type.clone()))
                     .insert(r.id.clone());
@@ -898,7 +928,7 @@ impl Index {
             ObjectKind::Resource => {
                 if let Some(r) = self.resources.remove(id) {
                     if let Some(list) = self.resources_by_id.get_mut(r.id.as_str()) {
-                        list.retain(|x| !Arc::ptr_eq(x, &r));
+                        list.retain(|x| !Arc::ptr_eq(&x.resource, &r));
                         if list.is_empty() {
                             self.resources_by_id.remove(r.id.as_str());
                         }
