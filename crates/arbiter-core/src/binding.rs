@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::condition::{compile_stored, CompiledCondition};
-use crate::cowmap::{hash_key, CowSet, Keyed};
+use crate::cowmap::{CowSet, Keyed};
 use crate::model::{Node, NodeView, RoleBinding, SubjectRef, SubjectRefView};
 
 /// An interned id: one copy shared by every binding that names it, held by a pointer the size
@@ -98,8 +98,9 @@ enum BoundNode {
 #[derive(Debug)]
 #[repr(C)]
 pub struct CompiledBinding {
-    /// The role id's hash, so that the check path finds the role without hashing.
-    pub role_hash: u64,
+    /// Where the index keeps the binding's role ([`crate::index::RoleSlots`]), so that the check
+    /// path finds it without a lookup of its id.
+    pub role_slot: u32,
     node: BoundNode,
     role_id: Name,
     organization_id: Option<Name>,
@@ -120,7 +121,7 @@ impl Keyed for Arc<CompiledBinding> {
 impl CompiledBinding {
     /// Compiles a stored binding, interning its ids in `names`; [`CompiledBinding::release`]
     /// gives them back when the binding leaves the index.
-    pub fn new(binding: RoleBinding, names: &mut Names) -> Self {
+    pub fn new(binding: RoleBinding, names: &mut Names, role_slot: u32) -> Self {
         let subject = match &binding.subject {
             SubjectRef::User(id) => BoundSubject::User(names.intern(id)),
             SubjectRef::Group(id) => BoundSubject::Group(names.intern(id)),
@@ -138,7 +139,7 @@ impl CompiledBinding {
             ))),
         };
         Self {
-            role_hash: hash_key(binding.role_id.as_str()),
+            role_slot,
             role_id: names.intern(&binding.role_id),
             organization_id: binding.organization_id.as_deref().map(|o| names.intern(o)),
             condition: compile_stored(binding.condition.as_deref()),
@@ -288,7 +289,7 @@ mod tests {
         ];
         let compiled: Vec<CompiledBinding> = stored
             .iter()
-            .map(|b| CompiledBinding::new(b.clone(), &mut names))
+            .map(|b| CompiledBinding::new(b.clone(), &mut names, 0))
             .collect();
         for (b, c) in stored.iter().zip(&compiled) {
             assert_eq!(&c.to_binding(), b);

@@ -203,7 +203,9 @@ impl<'a> Fast<'a> {
                     continue;
                 }
             }
-            let role = (self.index.roles).find_hashed(b.role_hash, |r| same_id(r, b.role_id()));
+            // The id compared too: a slot holds its id's role, and only that.
+            let role = (self.index.role_slots.role(b.role_slot))
+                .filter(|r| same_id(&r.role.id, b.role_id()));
             if let Some(role) = role {
                 if self.role(role, Some(b)) {
                     return true;

@@ -482,6 +482,94 @@ fn compile_entry(entry: &RoleEntry) -> CompiledEntry {
     }
 }
 
+/// The roles by slot, for the check path: every role id that a role or a binding of the index
+/// names holds a slot while any does, and a binding carries its role's
+/// ([`CompiledBinding::role_slot`]), so that a check finds a binding's role by reading an array,
+/// not by a hash lookup of its id. A role changed or deleted changes its slot's content, never a
+/// binding.
+#[derive(Clone, Debug, Default)]
+pub struct RoleSlots {
+    /// Each role id named, with its slot and how many (its role, its bindings) name it.
+    slots: CowMap<Id, (u32, usize)>,
+    /// Slots given back, for reuse: the slots stay as few as the role ids named.
+    free: Arc<Vec<u32>>,
+    /// The role in each slot, if it exists; ends at the last slot that holds one.
+    roles: Arc<Vec<Option<Arc<CompiledRole>>>>,
+}
+
+impl RoleSlots {
+    /// The role in a slot.
+    #[inline]
+    pub fn role(&self, slot: u32) -> Option<&Arc<CompiledRole>> {
+        self.roles.get(slot as usize)?.as_ref()
+    }
+
+    /// The slot of `role_id`, counting one more use of it.
+    fn take(&mut self, role_id: &str) -> u32 {
+        if let Some((slot, uses)) = self.slots.get_mut(role_id) {
+            *uses += 1;
+            return *slot;
+        }
+        let slot = match Arc::make_mut(&mut self.free).pop() {
+            Some(slot) => slot,
+            None => u32::try_from(self.slots.len()).unwrap_or(u32::MAX),
+        };
+        self.slots.insert(role_id.to_owned(), (slot, 1));
+        slot
+    }
+
+    /// Counts one use of `role_id` fewer, and frees its slot after its last.
+    fn give_back(&mut self, role_id: &str) {
+        let Some((slot, uses)) = self.slots.get_mut(role_id) else {
+            return;
+        };
+        *uses -= 1;
+        if *uses == 0 {
+            let slot = *slot;
+            self.slots.remove(role_id);
+            Arc::make_mut(&mut self.free).push(slot);
+        }
+    }
+
+    /// Puts a role in its slot (its id's, taken by the caller), or takes it out.
+    fn set(&mut self, slot: u32, role: Option<Arc<CompiledRole>>) {
+        let roles = Arc::make_mut(&mut self.roles);
+        let slot = slot as usize;
+        if roles.len() <= slot {
+            if role.is_none() {
+                return;
+            }
+            roles.resize(slot + 1, None);
+        }
+        if let Some(place) = roles.get_mut(slot) {
+            *place = role;
+        }
+        while roles.last().is_some_and(Option::is_none) {
+            roles.pop();
+        }
+    }
+
+    /// Puts a role in, or in place of the one of its id.
+    fn put(&mut self, role: Arc<CompiledRole>, replaced: bool) {
+        let slot = if replaced {
+            self.slots.get(role.role.id.as_str()).map(|(slot, _)| *slot)
+        } else {
+            Some(self.take(&role.role.id))
+        };
+        if let Some(slot) = slot {
+            self.set(slot, Some(role));
+        }
+    }
+
+    /// Takes a role out.
+    fn remove(&mut self, role_id: &str) {
+        if let Some((slot, _)) = self.slots.get(role_id) {
+            self.set(*slot, None);
+            self.give_back(role_id);
+        }
+    }
+}
+
 /// A registered resource as [`Index::registered`] finds it.
 #[derive(Clone, Debug)]
 pub struct RegisteredResource {
@@ -528,6 +616,8 @@ pub struct Index {
     pub declarations: CowMap<String, Arc<DeclaredType>>,
     /// Predefined and custom roles by id.
     pub roles: CowMap<Id, Arc<CompiledRole>>,
+    /// The same roles by slot, for the check path.
+    pub role_slots: RoleSlots,
     pub bindings: CowSet<Arc<CompiledBinding>>,
     /// The ids the bindings repeat, interned.
     names: Names,
@@ -574,13 +664,15 @@ impl Index {
     /// An empty index at revision 0 holding the catalog's predefined roles.
     pub fn new(catalog: Arc<Catalog>) -> Self {
         let mut roles = CowMap::default();
+        let mut role_slots = RoleSlots::default();
         let mut base_role = None;
         for role in catalog.predefined_roles() {
             let compiled = Arc::new(CompiledRole::new(role.clone()));
             if role.name == BASE_ROLE {
                 base_role = Some(compiled.clone());
             }
-            roles.insert(role.id.clone(), compiled);
+            let replaced = roles.insert(role.id.clone(), compiled.clone()).is_some();
+            role_slots.put(compiled, replaced);
         }
         Self {
             revision: 0,
@@ -605,6 +697,7 @@ impl Index {
             declared_types: CowMap::default(),
             declarations: CowMap::default(),
             roles,
+            role_slots,
             bindings: CowSet::default(),
             names: Names::default(),
             group_node_bindings: CowMap::default(),
@@ -803,13 +896,15 @@ impl Index {
                 self.api_keys.insert(k.id.clone(), Arc::new(k));
             }
             Object::Role(r) => {
-                self.roles
-                    .insert(r.id.clone(), Arc::new(CompiledRole::new(r)));
+                let role = Arc::new(CompiledRole::new(r));
+                let replaced = self.roles.insert(role.role.id.clone(), role.clone());
+                self.role_slots.put(role, replaced.is_some());
             }
             Object::RoleBinding(b) => {
                 let subject = b.subject.clone();
                 let node = b.node.clone();
-                let compiled = Arc::new(CompiledBinding::new(b, &mut self.names));
+                let role_slot = self.role_slots.take(&b.role_id);
+                let compiled = Arc::new(CompiledBinding::new(b, &mut self.names, role_slot));
                 self.bindings_by_node
                     .entry_or_default(node)
                     .push(compiled.clone());
@@ -905,8 +1000,8 @@ impl Index {
                 }
             }
             ObjectKind::Role => {
-                if !Self::is_predefined_role_id(id) {
-                    self.roles.remove(id);
+                if !Self::is_predefined_role_id(id) && self.roles.remove(id).is_some() {
+                    self.role_slots.remove(id);
                 }
             }
             ObjectKind::RoleBinding => {
@@ -923,6 +1018,7 @@ impl Index {
                         }
                     }
                     b.release(&mut self.names);
+                    self.role_slots.give_back(b.role_id());
                 }
             }
             ObjectKind::Resource => {
@@ -1379,6 +1475,7 @@ mod tests {
             Arc::new(CompiledBinding::new(
                 role_binding(id.to_owned(), subject, node),
                 names,
+                0,
             ))
         };
         let on_project = binding("b1", Node::Project("p".to_owned()), &mut names);
@@ -1446,5 +1543,91 @@ mod tests {
             index.users.record("u").is_none(),
             "nothing is left of the id"
         );
+    }
+
+    fn role(id: &str, permission: &str) -> Object {
+        Object::Role(Role {
+            id: id.to_owned(),
+            organization_id: Some("o".to_owned()),
+            name: id.to_owned(),
+            description: String::new(),
+            kind: Default::default(),
+            permissions: vec![RoleEntry {
+                permission: Permission::parse(permission).unwrap_or_else(|e| panic!("{e}")),
+                scope: Scope::All,
+                condition: None,
+            }],
+            is_predefined: false,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        })
+    }
+
+    /// The role the check path finds for a binding, by its slot.
+    fn slot_role(index: &Index, binding_id: &str) -> Option<String> {
+        let binding = index.bindings.get(binding_id)?;
+        let role = index.role_slots.role(binding.role_slot)?;
+        Some(format!(
+            "{} {}",
+            role.role.id, role.role.permissions[0].permission
+        ))
+    }
+
+    #[test]
+    fn a_bindings_role_is_found_by_its_slot_whatever_happens_to_the_role() {
+        let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let mut index = Index::new(catalog);
+        let binding = |id: &str, role_id: &str| {
+            let node = Node::Organization("o".to_owned());
+            let mut b = role_binding(id.to_owned(), SubjectRef::User("u".to_owned()), node);
+            b.role_id = role_id.to_owned();
+            Object::RoleBinding(b)
+        };
+        let (b1, b2) = (binding("b1", "r1"), binding("b2", "r2"));
+        // A binding may come before its role (a store's objects load in any order).
+        index.apply(1, &[Op::Put { object: b1.clone() }]);
+        assert_eq!(slot_role(&index, "b1"), None);
+        let r1 = role("r1", "model:read");
+        index.apply(2, &[Op::Put { object: r1.clone() }]);
+        assert_eq!(slot_role(&index, "b1").as_deref(), Some("r1 model:read"));
+
+        // The role changed, deleted, put back: the binding follows, never a stale role.
+        index.apply(
+            3,
+            &[Op::Put {
+                object: role("r1", "model:write"),
+            }],
+        );
+        assert_eq!(slot_role(&index, "b1").as_deref(), Some("r1 model:write"));
+        index.apply(4, &[delete(&r1)]);
+        assert_eq!(slot_role(&index, "b1"), None);
+        index.apply(5, &[Op::Put { object: r1.clone() }]);
+        assert_eq!(slot_role(&index, "b1").as_deref(), Some("r1 model:read"));
+
+        // A slot given back (no role, no binding names r1 any more) serves the next role id,
+        // and only that one.
+        let slot = index.bindings.get("b1").map(|b| b.role_slot);
+        index.apply(6, &[delete(&b1), delete(&r1)]);
+        index.apply(7, &[Op::Put { object: b2.clone() }]);
+        assert_eq!(index.bindings.get("b2").map(|b| b.role_slot), slot);
+        assert_eq!(slot_role(&index, "b2"), None, "r1's role is not r2's");
+        index.apply(
+            8,
+            &[Op::Put {
+                object: role("r2", "dataset:read"),
+            }],
+        );
+        assert_eq!(slot_role(&index, "b2").as_deref(), Some("r2 dataset:read"));
+
+        // A predefined role's slot holds it from the start.
+        let predefined = index.roles.values().find(|r| r.role.is_predefined).cloned();
+        let predefined = predefined.unwrap_or_else(|| panic!("the catalog has roles"));
+        let b3 = binding("b3", &predefined.role.id);
+        index.apply(9, &[Op::Put { object: b3 }]);
+        let found = index
+            .bindings
+            .get("b3")
+            .map(|b| index.role_slots.role(b.role_slot));
+        assert!(found.flatten().is_some_and(|r| Arc::ptr_eq(r, &predefined)));
     }
 }
