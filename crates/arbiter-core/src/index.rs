@@ -1591,7 +1591,9 @@ mod tests {
         index.apply(2, &[Op::Put { object: r1.clone() }]);
         assert_eq!(slot_role(&index, "b1").as_deref(), Some("r1 model:read"));
 
-        // The role changed, deleted, put back: the binding follows, never a stale role.
+        // The role changed, deleted, put back: the binding follows, never a stale role; a
+        // snapshot taken before keeps the role it had.
+        let before = index.clone();
         index.apply(
             3,
             &[Op::Put {
@@ -1599,6 +1601,7 @@ mod tests {
             }],
         );
         assert_eq!(slot_role(&index, "b1").as_deref(), Some("r1 model:write"));
+        assert_eq!(slot_role(&before, "b1").as_deref(), Some("r1 model:read"));
         index.apply(4, &[delete(&r1)]);
         assert_eq!(slot_role(&index, "b1"), None);
         index.apply(5, &[Op::Put { object: r1.clone() }]);
