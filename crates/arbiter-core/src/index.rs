@@ -244,11 +244,6 @@ impl NodeBindings {
         self.kinds
     }
 
-    /// True when some binding is on a node of the kind `kind` ([`node_kind`]).
-    pub fn may_hold_kind(&self, kind: u8) -> bool {
-        self.kinds & kind != 0
-    }
-
     /// True when the subject has no binding.
     pub fn is_empty(&self) -> bool {
         self.by_node.is_none()
@@ -549,16 +544,14 @@ impl RoleSlots {
         }
     }
 
-    /// Puts a role in, or in place of the one of its id.
-    fn put(&mut self, role: Arc<CompiledRole>, replaced: bool) {
-        let slot = if replaced {
-            self.slots.get(role.role.id.as_str()).map(|(slot, _)| *slot)
-        } else {
-            Some(self.take(&role.role.id))
+    /// Puts a role in, or in place of the one of its id (which already counts as a use).
+    fn put(&mut self, role: Arc<CompiledRole>) {
+        let id = role.role.id.as_str();
+        let slot = match self.slots.get(id) {
+            Some((slot, _)) if self.role(*slot).is_some() => *slot,
+            _ => self.take(id),
         };
-        if let Some(slot) = slot {
-            self.set(slot, Some(role));
-        }
+        self.set(slot, Some(role));
     }
 
     /// Takes a role out.
@@ -671,8 +664,8 @@ impl Index {
             if role.name == BASE_ROLE {
                 base_role = Some(compiled.clone());
             }
-            let replaced = roles.insert(role.id.clone(), compiled.clone()).is_some();
-            role_slots.put(compiled, replaced);
+            roles.insert(role.id.clone(), compiled.clone());
+            role_slots.put(compiled);
         }
         Self {
             revision: 0,
@@ -897,8 +890,8 @@ impl Index {
             }
             Object::Role(r) => {
                 let role = Arc::new(CompiledRole::new(r));
-                let replaced = self.roles.insert(role.role.id.clone(), role.clone());
-                self.role_slots.put(role, replaced.is_some());
+                self.roles.insert(role.role.id.clone(), role.clone());
+                self.role_slots.put(role);
             }
             Object::RoleBinding(b) => {
                 let subject = b.subject.clone();
@@ -1450,7 +1443,7 @@ mod tests {
             .group_node_bindings
             .get("g")
             .unwrap_or_else(|| panic!("the group has bindings left"));
-        assert!(!nb.may_hold_kind(node_kind(NodeView::Project("p1"))));
+        assert_eq!(nb.kinds() & node_kind(NodeView::Project("p1")), 0);
         let m0 = NodeView::Resource("o", "model", "m0");
         assert_eq!(nb.on(node_hash(m0)).len(), 1, "b0 is found on its node");
         assert!(nb
@@ -1481,12 +1474,15 @@ mod tests {
         let on_project = binding("b1", Node::Project("p".to_owned()), &mut names);
         let on_org = binding("b2", Node::Organization("o".to_owned()), &mut names);
         let empty = NodeBindings::default();
-        assert!(!empty.may_hold_kind(node_kind(NodeView::Platform)));
+        assert_eq!(empty.kinds(), 0);
         let nb = empty.changed(&[], vec![on_project.clone(), on_org.clone()]);
-        assert!(nb.may_hold_kind(node_kind(NodeView::Project("another"))));
-        assert!(nb.may_hold_kind(node_kind(NodeView::Organization("o"))));
-        assert!(!nb.may_hold_kind(node_kind(NodeView::Space("s"))));
-        assert!(!nb.may_hold_kind(node_kind(NodeView::Resource("o", "model", "m"))));
+        assert_ne!(nb.kinds() & node_kind(NodeView::Project("another")), 0);
+        assert_ne!(nb.kinds() & node_kind(NodeView::Organization("o")), 0);
+        assert_eq!(nb.kinds() & node_kind(NodeView::Space("s")), 0);
+        assert_eq!(
+            nb.kinds() & node_kind(NodeView::Resource("o", "model", "m")),
+            0
+        );
         let hash = node_hash(NodeView::Project("p"));
         assert_eq!(nb.on(hash).len(), 1);
         assert!(nb.on(node_hash(NodeView::Project("q"))).is_empty());
@@ -1498,12 +1494,13 @@ mod tests {
             1,
             "a binding put and deleted in one write is not kept"
         );
-        assert!(!nb.may_hold_kind(node_kind(NodeView::Space("s"))));
-        assert!(
-            !nb.may_hold_kind(node_kind(NodeView::Project("p"))),
+        assert_eq!(nb.kinds() & node_kind(NodeView::Space("s")), 0);
+        assert_eq!(
+            nb.kinds() & node_kind(NodeView::Project("p")),
+            0,
             "no binding on a project is left"
         );
-        assert!(nb.may_hold_kind(node_kind(NodeView::Organization("o"))));
+        assert_ne!(nb.kinds() & node_kind(NodeView::Organization("o")), 0);
         assert!(nb.on(hash).is_empty());
         assert!(nb.changed(&[on_org], Vec::new()).is_empty());
     }
