@@ -35,6 +35,8 @@ struct TargetView<'a> {
     project: Option<&'a str>,
     /// The project's [`node_hash`], from the hash it was looked up by.
     project_hash: u64,
+    /// The organization's [`node_hash`] when a registered resource has it ready (0 otherwise).
+    organization_hash: u64,
     /// The resource is a node of its own (not an organization, space or project).
     is_resource: bool,
     owner: Option<&'a str>,
@@ -54,6 +56,7 @@ impl<'a> TargetView<'a> {
             space: None,
             project: None,
             project_hash: 0,
+            organization_hash: 0,
             is_resource: false,
             owner: None,
         };
@@ -89,6 +92,7 @@ impl<'a> TargetView<'a> {
                 view.is_resource = true;
                 if let Some(r) = index.registered(org, resource_type, &query.id) {
                     registered = Some(&r.resource);
+                    view.organization_hash = r.organization_node_hash;
                     project_id = r
                         .resource
                         .project_id
@@ -322,17 +326,16 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     let mut fast = Fast {
         index,
         who,
-        // The project's hash is known from its lookup.
+        // The project's hash is known from its lookup, the organization's from a registered
+        // resource.
         hashes: {
             let mut hashes = [0; CHAIN];
             hashes[PROJECT_IN_CHAIN] = target.project_hash;
+            hashes[ORGANIZATION_IN_CHAIN] = target.organization_hash;
             hashes
         },
-        hashed: if target.project.is_some() {
-            1 << PROJECT_IN_CHAIN
-        } else {
-            0
-        },
+        hashed: (u8::from(target.project.is_some()) << PROJECT_IN_CHAIN)
+            | (u8::from(target.organization_hash != 0) << ORGANIZATION_IN_CHAIN),
         asked: AskedPermission::new(request.permission),
         target,
         now,

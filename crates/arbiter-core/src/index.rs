@@ -570,6 +570,9 @@ pub struct RegisteredResource {
     /// The [`hash_key`] of its project's id (0 when it has none), so that the check path looks
     /// the project up without hashing its id.
     pub project_hash: u64,
+    /// The [`node_hash`] of its organization, so that the check path finds the bindings on the
+    /// organization without hashing its id.
+    pub organization_node_hash: u64,
 }
 
 /// The snapshot. Fields are public for reading; only [`Index::apply`] changes them, on a clone.
@@ -913,6 +916,9 @@ impl Index {
                     .entry_or_default(r.id.clone())
                     .push(RegisteredResource {
                         project_hash: r.project_id.as_deref().map_or(0, hash_key),
+                        organization_node_hash: node_hash(NodeView::Organization(
+                            &r.organization_id,
+                        )),
                         resource: r.clone(),
                     });
                 self.resource_ids_by_type
