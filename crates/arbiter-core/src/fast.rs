@@ -146,6 +146,30 @@ struct Fast<'a> {
 }
 
 impl<'a> Fast<'a> {
+    /// The state of a check by `who` of `request`, its resource resolved.
+    #[inline(always)]
+    fn new(index: &'a Index, who: Who<'a>, request: &'a CheckRequest<'a>) -> Self {
+        let target = TargetView::resolve(index, request.organization_id, request);
+        Fast {
+            index,
+            who,
+            // The project's hash is known from its lookup, the organization's from a registered
+            // resource.
+            hashes: {
+                let mut hashes = [0; CHAIN];
+                hashes[PROJECT_IN_CHAIN] = target.project_hash;
+                hashes[ORGANIZATION_IN_CHAIN] = target.organization_hash;
+                hashes
+            },
+            hashed: (u8::from(target.project.is_some()) << PROJECT_IN_CHAIN)
+                | (u8::from(target.organization_hash != 0) << ORGANIZATION_IN_CHAIN),
+            asked: AskedPermission::new(request.permission),
+            target,
+            now: request.now,
+            unsupported: Cell::new(false),
+        }
+    }
+
     fn in_team(&self, space: &str) -> bool {
         match &self.who {
             Who::User(_, links, _) => links.is_some_and(|l| l.spaces.contains(space)),
@@ -194,18 +218,37 @@ impl<'a> Fast<'a> {
         role.for_each_covering_asked(&self.asked, &mut |e| self.entry(e, binding))
     }
 
+    /// True when `binding`, found by its node's hash, is on `node` and of the resource's
+    /// organization.
+    fn is_on(&self, binding: &CompiledBinding, node: &NodeView<'_>) -> bool {
+        // Another node may share the hash.
+        binding.node().same(node)
+            // Another organization's binding never applies here (as in the reference).
+            && binding
+                .organization_id()
+                .is_none_or(|o| self.target.organization.is_some_and(|t| same_id(o, t)))
+    }
+
     /// The bindings on one node of the chain: those of `list` that are on `node`.
     fn bindings(&mut self, list: &[HashedBinding], node: NodeView<'_>) -> bool {
-        for (_, b) in list {
-            // Another node may share the hash.
-            if !b.node().same(&node) || !b.is_active(self.now) {
+        for entry in list {
+            let b = entry.binding();
+            // A plain binding's role is asked first, by the slot kept beside it: a binding whose
+            // role allows nothing asked (most, on a denied check) is then never read. The
+            // binding is read only to confirm a role that allows.
+            if let Some(slot) = entry.plain_role_slot() {
+                if let Some(role) = self.index.role_slots.role(slot) {
+                    if self.role(role, None)
+                        && self.is_on(b, &node)
+                        && same_id(&role.role.id, b.role_id())
+                    {
+                        return true;
+                    }
+                }
                 continue;
             }
-            // Another organization's binding never applies here (as in the reference).
-            if let Some(o) = b.organization_id() {
-                if !self.target.organization.is_some_and(|t| same_id(o, t)) {
-                    continue;
-                }
+            if !self.is_on(b, &node) || !b.is_active(self.now) {
+                continue;
             }
             // The id compared too: a slot holds its id's role, and only that.
             let role = (self.index.role_slots.role(b.role_slot))
@@ -322,25 +365,7 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     if let Who::User(_, _, bindings) = &who {
         std::hint::black_box(bindings.first_probe());
     }
-    let target = TargetView::resolve(index, request.organization_id, request);
-    let mut fast = Fast {
-        index,
-        who,
-        // The project's hash is known from its lookup, the organization's from a registered
-        // resource.
-        hashes: {
-            let mut hashes = [0; CHAIN];
-            hashes[PROJECT_IN_CHAIN] = target.project_hash;
-            hashes[ORGANIZATION_IN_CHAIN] = target.organization_hash;
-            hashes
-        },
-        hashed: (u8::from(target.project.is_some()) << PROJECT_IN_CHAIN)
-            | (u8::from(target.organization_hash != 0) << ORGANIZATION_IN_CHAIN),
-        asked: AskedPermission::new(request.permission),
-        target,
-        now,
-        unsupported: Cell::new(false),
-    };
+    let mut fast = Fast::new(index, who, request);
 
     // The implicit base role of members.
     if let (Who::User(_, links, _), Some(org), Some(base)) = (
@@ -421,4 +446,107 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         return None;
     }
     Some(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::engine::ResourceQuery;
+    use crate::model::{Membership, MembershipStatus, Node, Object, Op, RoleBinding, SubjectRef};
+    use crate::workload::{generate, ORG};
+
+    /// A binding found by its node's hash is confirmed by its node before it allows anything:
+    /// offered for another node (as a collision of the 32 bits of hash kept would offer it), it
+    /// allows nothing, whether plain (its role asked first) or not (read first).
+    #[test]
+    fn a_binding_found_by_its_hash_allows_only_on_its_own_node() {
+        let workload = generate(0, 0, 7);
+        let now = Utc::now();
+        let mut ops = workload.ops();
+        for (user, expires_at) in [
+            ("plain", None),
+            ("expiring", Some(DateTime::<Utc>::MAX_UTC)),
+        ] {
+            ops.push(Op::Put {
+                object: Object::User(User {
+                    id: user.to_owned(),
+                    email: format!("{user}@x.test"),
+                    name: None,
+                    external_ids: Vec::new(),
+                    properties: Default::default(),
+                    created_at: now,
+                    updated_at: now,
+                }),
+            });
+            ops.push(Op::Put {
+                object: Object::Membership(Membership {
+                    organization_id: ORG.to_owned(),
+                    user_id: user.to_owned(),
+                    status: MembershipStatus::Active,
+                    created_at: now,
+                }),
+            });
+            ops.push(Op::Put {
+                object: Object::RoleBinding(RoleBinding {
+                    id: format!("b-{user}"),
+                    role_id: "r0".to_owned(),
+                    subject: SubjectRef::User(user.to_owned()),
+                    node: Node::Project("p1".to_owned()),
+                    organization_id: Some(ORG.to_owned()),
+                    condition: None,
+                    expires_at,
+                    created_at: now,
+                    updated_at: now,
+                }),
+            });
+        }
+        let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let mut index = Index::new(catalog);
+        index.apply(1, &ops);
+        let permission = &workload.role_permissions[0][0];
+        let resource = ResourceQuery {
+            resource_type: "model".to_owned(),
+            id: "m1".to_owned(),
+            properties: Default::default(),
+        };
+        for user in ["plain", "expiring"] {
+            let subject = SubjectQuery::User(user.to_owned());
+            let request = CheckRequest {
+                organization_id: Some(ORG),
+                subject: &subject,
+                subject_properties: None,
+                permission,
+                resource: &resource,
+                action_properties: None,
+                context: None,
+                now,
+                explain: false,
+            };
+            assert_eq!(check_fast(&index, &request), Some(true), "{user} on m1");
+            let record = index
+                .users
+                .record(user)
+                .unwrap_or_else(|| panic!("{user}'s record"));
+            let who = user_of(record).unwrap_or_else(|| panic!("{user} is a user"));
+            let mut fast = Fast::new(&index, who, &request);
+            let found = record.bindings.on(node_hash(NodeView::Project("p1")));
+            assert_eq!(found.len(), 1, "{user}");
+            assert_eq!(
+                found
+                    .first()
+                    .and_then(HashedBinding::plain_role_slot)
+                    .is_some(),
+                user == "plain"
+            );
+            assert!(
+                fast.bindings(found, NodeView::Project("p1")),
+                "{user} on p1"
+            );
+            assert!(
+                !fast.bindings(found, NodeView::Project("p2")),
+                "{user}'s binding on p1 offered for p2"
+            );
+        }
+    }
 }

@@ -184,8 +184,46 @@ impl CompiledRole {
     }
 }
 
-/// A binding with the [`node_hash`] of its node, as [`NodeBindings`] keeps it.
-pub type HashedBinding = (u64, Arc<CompiledBinding>);
+/// A binding as [`NodeBindings`] keeps it: with its node's hash, to be searched by, and with what
+/// the check path needs to ask its role without reading the binding itself, in 16 bytes.
+#[derive(Clone, Debug)]
+pub struct HashedBinding {
+    /// The low 32 bits of the [`node_hash`] of the binding's node. Not the whole hash: the caller
+    /// compares the node anyway, and the entry then fits where a 64-bit hash and the pointer did.
+    node_hash: u32,
+    /// The binding's role slot, with [`PLAIN`] set when the binding has neither condition nor
+    /// expiry: then the role alone says whether it allows what is asked.
+    slot_and_plain: u32,
+    binding: Arc<CompiledBinding>,
+}
+
+/// The bit of [`HashedBinding::slot_and_plain`] that marks a plain binding.
+const PLAIN: u32 = 1 << 31;
+
+impl HashedBinding {
+    fn new(binding: Arc<CompiledBinding>) -> Self {
+        // A slot that needs the top bit (two billion roles) is left to the binding itself.
+        let plain = binding.condition.is_none()
+            && binding.expires_at.is_none()
+            && binding.role_slot & PLAIN == 0;
+        Self {
+            node_hash: node_hash(binding.node()) as u32,
+            slot_and_plain: if plain { binding.role_slot | PLAIN } else { 0 },
+            binding,
+        }
+    }
+
+    /// The binding's role slot when the binding is plain: no condition, no expiry, so that
+    /// its role alone decides what it allows (once the caller has compared its node).
+    #[inline]
+    pub fn plain_role_slot(&self) -> Option<u32> {
+        (self.slot_and_plain & PLAIN != 0).then_some(self.slot_and_plain & !PLAIN)
+    }
+
+    pub fn binding(&self) -> &Arc<CompiledBinding> {
+        &self.binding
+    }
+}
 
 /// One subject's bindings, sorted by the hash of the node each is on: the check path finds the
 /// bindings on each ancestor of the resource by a binary search of one contiguous array. (A map
@@ -217,19 +255,19 @@ impl NodeBindings {
             None => !gone.iter().any(|g| Arc::ptr_eq(g, b)),
         };
         let mut list: Vec<HashedBinding> = Vec::with_capacity(self.entries().len() + added.len());
-        list.extend(self.entries().iter().filter(|(_, b)| stays(b)).cloned());
+        list.extend(self.entries().iter().filter(|e| stays(&e.binding)).cloned());
         list.extend(
             added
                 .into_iter()
                 .filter(|b| stays(b))
-                .map(|b| (node_hash(b.node()), b)),
+                .map(HashedBinding::new),
         );
         // Stable: the bindings already there, then the added ones, in order.
-        list.sort_by_key(|(hash, _)| *hash);
+        list.sort_by_key(|e| e.node_hash);
         Self {
             kinds: list
                 .iter()
-                .fold(0, |kinds, (_, b)| kinds | node_kind(b.node())),
+                .fold(0, |kinds, e| kinds | node_kind(e.binding.node())),
             by_node: (!list.is_empty()).then(|| Arc::from(list)),
         }
     }
@@ -251,20 +289,21 @@ impl NodeBindings {
 
     /// Reads what a search of the array reads first (its middle), and answers it: for the check
     /// path to start the memory reads a search will need while it does other work.
-    pub fn first_probe(&self) -> u64 {
+    pub fn first_probe(&self) -> u32 {
         let list = self.entries();
-        list.get(list.len() / 2).map_or(0, |(hash, _)| *hash)
+        list.get(list.len() / 2).map_or(0, |e| e.node_hash)
     }
 
     /// The bindings on the node that hashes to `hash` ([`node_hash`]); the caller compares the
     /// node, as another node may share the hash.
     pub fn on(&self, hash: u64) -> &[HashedBinding] {
+        let hash = hash as u32;
         let list = self.entries();
-        let from = list.partition_point(|(h, _)| *h < hash);
+        let from = list.partition_point(|e| e.node_hash < hash);
         let rest = &list[from..];
         let len = rest
             .iter()
-            .position(|(h, _)| *h != hash)
+            .position(|e| e.node_hash != hash)
             .unwrap_or(rest.len());
         &rest[..len]
     }
@@ -1085,7 +1124,7 @@ impl Index {
         let mut list: Vec<&Arc<CompiledBinding>> = self
             .node_bindings(subject)
             .into_iter()
-            .flat_map(|nb| nb.entries().iter().map(|(_, b)| b))
+            .flat_map(|nb| nb.entries().iter().map(HashedBinding::binding))
             .collect();
         list.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         list
@@ -1509,6 +1548,39 @@ mod tests {
         assert_ne!(nb.kinds() & node_kind(NodeView::Organization("o")), 0);
         assert!(nb.on(hash).is_empty());
         assert!(nb.changed(&[on_org], Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_subjects_array_carries_the_role_slot_of_its_plain_bindings_only() {
+        // As small as the hash and the pointer it replaced.
+        assert_eq!(std::mem::size_of::<HashedBinding>(), 16);
+        let mut names = Names::default();
+        let on_project = |id: &str, project: &str| {
+            let subject = SubjectRef::User("u".to_owned());
+            role_binding(id.to_owned(), subject, Node::Project(project.to_owned()))
+        };
+        let plain = on_project("b1", "p1");
+        let conditional = RoleBinding {
+            condition: Some("1 == 1".to_owned()),
+            ..on_project("b2", "p2")
+        };
+        let expiring = RoleBinding {
+            expires_at: Some(DateTime::<Utc>::MAX_UTC),
+            ..on_project("b3", "p3")
+        };
+        let compiled = [plain, conditional, expiring]
+            .into_iter()
+            .map(|b| Arc::new(CompiledBinding::new(b, &mut names, 7)))
+            .collect();
+        let nb = NodeBindings::default().changed(&[], compiled);
+        let slot_on = |project: &str| {
+            let found = nb.on(node_hash(NodeView::Project(project)));
+            assert_eq!(found.len(), 1, "{project}");
+            found.first().and_then(HashedBinding::plain_role_slot)
+        };
+        assert_eq!(slot_on("p1"), Some(7));
+        assert_eq!(slot_on("p2"), None, "a condition needs the binding");
+        assert_eq!(slot_on("p3"), None, "an expiry needs the binding");
     }
 
     #[test]
