@@ -78,14 +78,24 @@ pub struct AskedPermission<'a> {
     type_bit: u64,
 }
 
+/// The hash a role's table of exact entries finds a permission by ([`CompiledRole`]).
+fn permission_hash(permission: &Permission) -> u64 {
+    permission_hash_of(hash_key(permission.resource_type()), permission.action())
+}
+
+/// [`permission_hash`] from the [`hash_key`] of the permission's type: a check needs that hash
+/// for the roles' filters anyway, and so hashes the type once, not twice.
+#[inline]
+fn permission_hash_of(type_hash: u64, action: &str) -> u64 {
+    hash_key(&(type_hash, action))
+}
+
 impl<'a> AskedPermission<'a> {
     pub fn new(permission: &'a Permission) -> Self {
-        let hash = hash_key(permission);
+        let type_hash = hash_key(permission.resource_type());
+        let hash = permission_hash_of(type_hash, permission.action());
         let (permission_bit, type_bit) = if permission.is_concrete() {
-            (
-                filter_bit(hash),
-                filter_bit(hash_key(permission.resource_type())),
-            )
+            (filter_bit(hash), filter_bit(type_hash))
         } else {
             (u64::MAX, u64::MAX)
         };
@@ -107,13 +117,13 @@ impl CompiledRole {
         let (mut exact_bits, mut pattern_type_bits) = (0, 0);
         for (i, e) in entries.iter().enumerate() {
             if e.permission.is_concrete() {
-                let hash = hash_key(&e.permission);
+                let hash = permission_hash(&e.permission);
                 exact_bits |= filter_bit(hash);
                 match exact.find_mut(hash, |(p, _)| *p == e.permission) {
                     Some((_, list)) => list.push(i),
                     None => {
                         exact.insert_unique(hash, (e.permission.clone(), vec![i]), |(p, _)| {
-                            hash_key(p)
+                            permission_hash(p)
                         });
                     }
                 }
