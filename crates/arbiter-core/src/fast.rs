@@ -463,9 +463,8 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
 mod tests {
     use super::*;
     use crate::catalog::Catalog;
-    use crate::engine::ResourceQuery;
     use crate::model::{Membership, MembershipStatus, Node, Object, Op, RoleBinding, SubjectRef};
-    use crate::workload::{generate, ORG};
+    use crate::workload::{generate, WorkloadCheck, ORG};
 
     /// A binding found by its node's hash is confirmed by its node before it allows anything:
     /// offered for another node (as a collision of the 32 bits of hash kept would offer it), it
@@ -515,25 +514,18 @@ mod tests {
         let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
         let mut index = Index::new(catalog);
         index.apply(1, &ops);
-        let permission = &workload.role_permissions[0][0];
-        let resource = ResourceQuery {
-            resource_type: "model".to_owned(),
-            id: "m1".to_owned(),
-            properties: Default::default(),
-        };
         for user in ["plain", "expiring"] {
-            let subject = SubjectQuery::User(user.to_owned());
-            let request = CheckRequest {
-                organization_id: Some(ORG),
-                subject: &subject,
-                subject_properties: None,
-                permission,
-                resource: &resource,
-                action_properties: None,
-                context: None,
-                now,
-                explain: false,
+            // A check of the workload's kind: a permission of r0 on the model of p1.
+            let check = WorkloadCheck {
+                user: 0,
+                user_id: user.to_owned(),
+                permission: workload.role_permissions[0][0].clone(),
+                project: 1,
+                model_id: "m1".to_owned(),
+                expected: true,
             };
+            let queries = check.queries();
+            let request = check.request(&queries, now);
             assert_eq!(check_fast(&index, &request), Some(true), "{user} on m1");
             let record = index
                 .users
