@@ -6,7 +6,6 @@
 //! `None`.
 
 use std::cell::Cell;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -14,15 +13,15 @@ use crate::cowmap::{hash_key, same_id};
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
 use crate::index::{
     node_hash, node_kind, project_node_hash, AskedPermission, CompiledBinding, CompiledEntry,
-    CompiledRole, HashedBinding, Index, NodeBindings, UserLinks, UserRecord,
+    CompiledRole, HashedBinding, Index, NodeBindings, UserRecord,
 };
 use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
 
 /// Who a check is about.
 enum Who<'i> {
-    /// A user, with its links (none when it has none) and its own bindings.
-    User(&'i User, Option<&'i Arc<UserLinks>>, &'i NodeBindings),
+    /// A user, with its record (its links, none when it has none, and its own bindings).
+    User(&'i User, &'i UserRecord),
     ProjectKey(&'i ApiKey),
 }
 
@@ -172,7 +171,10 @@ impl<'a> Fast<'a> {
 
     fn in_team(&self, space: &str) -> bool {
         match &self.who {
-            Who::User(_, links, _) => links.is_some_and(|l| l.spaces.contains(space)),
+            Who::User(_, record) => record
+                .links
+                .as_ref()
+                .is_some_and(|l| l.spaces.contains(space)),
             Who::ProjectKey(k) => k
                 .project_id
                 .as_deref()
@@ -183,11 +185,11 @@ impl<'a> Fast<'a> {
 
     fn owns(&self, owner: &str) -> bool {
         match &self.who {
-            Who::User(u, links, _) => {
+            Who::User(u, record) => {
                 u.id == owner
                     || u.email == owner
                     || u.external_ids.iter().any(|e| e == owner)
-                    || links.is_some_and(|l| {
+                    || record.links.as_ref().is_some_and(|l| {
                         l.keys.contains(owner)
                             && self.index.api_keys.get(owner).is_some_and(|k| {
                                 k.kind == ApiKeyKind::User && k.is_usable(self.now)
@@ -348,7 +350,7 @@ fn has_grants(index: &Index, subject: SubjectRefView<'_>) -> bool {
 /// The user of a record that has one, with its links and bindings.
 fn user_of(record: &UserRecord) -> Option<Who<'_>> {
     let user = record.user.as_ref()?;
-    Some(Who::User(user, record.links.as_ref(), &record.bindings))
+    Some(Who::User(user, record))
 }
 
 /// Decides a check without allocating, or answers `None` when the reference evaluator must.
@@ -373,13 +375,13 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
     };
     // Start reading the user's bindings now: resolving the resource does not depend on them,
     // so when neither is in the caches the processor waits for both at once, not in turn.
-    if let Who::User(_, _, bindings) = &who {
-        std::hint::black_box(bindings.first_probe());
+    if let Who::User(_, record) = &who {
+        std::hint::black_box(record.bindings.first_probe());
     }
     let mut fast = Fast::new(index, who, request);
 
     // The implicit base role of members.
-    if let (Who::User(_, links, _), Some(org), Some(base)) = (
+    if let (Who::User(_, record), Some(org), Some(base)) = (
         &fast.who,
         fast.target.organization,
         index.base_role.as_ref(),
@@ -387,18 +389,19 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         // The role first: it is shared and in cache, and covers few permissions, so that most
         // checks skip reading the user's organizations.
         let covers = base.for_each_covering_asked(&fast.asked, &mut |_| true);
-        let member = covers && links.is_some_and(|l| l.organizations.contains(org));
+        let member =
+            covers && (record.links.as_ref()).is_some_and(|l| l.organizations.contains(org));
         if member && fast.role(base, None) {
             return Some(true);
         }
     }
     match fast.who {
-        Who::User(_, links, bindings) => {
-            if fast.node_bindings(bindings) {
+        Who::User(_, record) => {
+            if fast.node_bindings(&record.bindings) {
                 return Some(true);
             }
-            // A user without links has neither groups nor keys.
-            if let Some(links) = links {
+            // The links are read only when they hold groups or keys: most users' hold neither.
+            if let Some(links) = record.links.as_ref().filter(|_| record.has_groups_or_keys) {
                 for group in &links.groups {
                     if let Some(nb) = index.group_node_bindings.get(group) {
                         if fast.node_bindings(nb) {
@@ -442,9 +445,9 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         });
     let has_grants = org_has_grants
         && match fast.who {
-            Who::User(user, links, _) => {
+            Who::User(user, record) => {
                 has_grants(index, SubjectRefView::User(&user.id))
-                    || links.is_some_and(|l| {
+                    || record.links.as_ref().is_some_and(|l| {
                         l.groups
                             .iter()
                             .any(|g| has_grants(index, SubjectRefView::Group(g)))
@@ -461,6 +464,8 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::catalog::Catalog;
     use crate::model::{Membership, MembershipStatus, Node, Object, Op, RoleBinding, SubjectRef};

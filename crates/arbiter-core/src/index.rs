@@ -344,7 +344,12 @@ impl UserLinks {
 /// One user id's entry in [`Users`]: the user, once known, its links and its bindings, so that
 /// the check path finds them with one lookup. The links and bindings may come first: a store's
 /// objects load in any order, and a membership may precede its user.
+///
+/// One cache line, aligned to one: the check path reads the id's length, the user, the links and
+/// the bindings of a record it has never seen, and a record across two lines costs two reads
+/// from memory once the users outgrow the caches.
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 pub struct UserRecord {
     id: Box<str>,
     pub user: Option<Arc<User>>,
@@ -352,6 +357,10 @@ pub struct UserRecord {
     /// The user's own bindings (not its groups' or keys'), in the record itself and not in its
     /// links: the check path reads the array straight from the record, not after the links.
     pub bindings: NodeBindings,
+    /// True when the links hold a group or a key, whose bindings count as the user's: a check
+    /// that the user's own bindings do not allow reads the links only then. (Kept by
+    /// [`Users::change_links`], the one way links change.)
+    pub has_groups_or_keys: bool,
 }
 
 impl UserRecord {
@@ -427,6 +436,7 @@ impl Users {
             user: None,
             links: None,
             bindings: NodeBindings::default(),
+            has_groups_or_keys: false,
         })
     }
 
@@ -447,20 +457,20 @@ impl Users {
         Some(user)
     }
 
-    fn links_mut(&mut self, id: &str) -> &mut UserLinks {
-        Arc::make_mut(self.record_mut(id).links.get_or_insert_default())
+    /// Adds to a user id's links, making its record and links when it has none.
+    fn add_links(&mut self, id: &str, add: impl FnOnce(&mut UserLinks)) {
+        self.record_mut(id);
+        self.change_links(id, add);
     }
 
-    /// Changes a user's links, if it has any, and drops them when nothing is left in them.
+    /// Changes a user's links, if it has a record, and drops them when nothing is left in them.
     fn change_links(&mut self, id: &str, change: impl FnOnce(&mut UserLinks)) {
         let Some(record) = self.records.get_mut(id) else {
             return;
         };
-        let Some(links) = record.links.as_mut() else {
-            return;
-        };
-        let links = Arc::make_mut(links);
+        let links = Arc::make_mut(record.links.get_or_insert_default());
         change(links);
+        record.has_groups_or_keys = !links.groups.is_empty() || !links.keys.is_empty();
         if links.is_empty() {
             record.links = None;
             if record.is_empty() {
@@ -911,9 +921,8 @@ impl Index {
                 self.users.insert(Arc::new(u));
             }
             Object::Membership(m) => {
-                self.user_links_mut(&m.user_id)
-                    .organizations
-                    .add(&m.organization_id);
+                self.users
+                    .add_links(&m.user_id, |l| l.organizations.add(&m.organization_id));
                 insert_set(&mut self.organization_users, &m.organization_id, &m.user_id);
                 self.memberships
                     .insert(pair_key(&m.organization_id, &m.user_id), Arc::new(m));
@@ -923,7 +932,8 @@ impl Index {
             }
             Object::SpaceMember(m) => {
                 insert_set(&mut self.space_members, &m.space_id, &m.user_id);
-                self.user_links_mut(&m.user_id).spaces.add(&m.space_id);
+                self.users
+                    .add_links(&m.user_id, |l| l.spaces.add(&m.space_id));
                 self.space_memberships
                     .insert(pair_key(&m.space_id, &m.user_id), Arc::new(m));
             }
@@ -935,13 +945,14 @@ impl Index {
             }
             Object::GroupMember(m) => {
                 insert_set(&mut self.group_members, &m.group_id, &m.user_id);
-                self.user_links_mut(&m.user_id).groups.add(&m.group_id);
+                self.users
+                    .add_links(&m.user_id, |l| l.groups.add(&m.group_id));
                 self.group_memberships
                     .insert(pair_key(&m.group_id, &m.user_id), Arc::new(m));
             }
             Object::ApiKey(k) => {
                 self.key_by_hash.insert(k.secret_hash.clone(), k.id.clone());
-                self.user_links_mut(&k.user_id).keys.add(&k.id);
+                self.users.add_links(&k.user_id, |l| l.keys.add(&k.id));
                 self.api_keys.insert(k.id.clone(), Arc::new(k));
             }
             Object::Role(r) => {
@@ -1114,11 +1125,6 @@ impl Index {
                 }
             }
         }
-    }
-
-    /// A user's record, to change; created empty when absent.
-    fn user_links_mut(&mut self, user_id: &str) -> &mut UserLinks {
-        self.users.links_mut(user_id)
     }
 
     /// Changes a user's links, if it has any, and drops them when nothing is left in them.
@@ -1326,7 +1332,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{MembershipStatus, Node, RoleBinding};
+    use crate::model::{ApiKeyKind, MembershipStatus, Node, RoleBinding};
     use chrono::{DateTime, Utc};
 
     fn user(id: &str) -> Object {
@@ -1395,6 +1401,83 @@ mod tests {
         assert!(!index.is_member("o1", "u1"));
         assert_eq!(index.users.values().count(), 0);
         assert!(index.users.records.is_empty(), "nothing is left of u1");
+    }
+
+    /// The check path reads a user's links for groups and keys only when the record says they
+    /// hold some: the record must say so exactly while they do, whatever the order of writes.
+    #[test]
+    fn a_user_record_says_whether_its_links_hold_groups_or_keys() {
+        assert_eq!(std::mem::size_of::<UserRecord>(), 64, "one cache line");
+        assert_eq!(std::mem::align_of::<UserRecord>(), 64, "on one cache line");
+        let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let mut index = Index::new(catalog);
+        let says = |index: &Index| {
+            let record = index.users.record("u1");
+            record.map(|r| r.has_groups_or_keys)
+        };
+        let group_member = Object::GroupMember(GroupMember {
+            group_id: "g1".to_owned(),
+            user_id: "u1".to_owned(),
+            organization_id: "o1".to_owned(),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        });
+        let key = Object::ApiKey(ApiKey {
+            id: "k1".to_owned(),
+            name: "k".to_owned(),
+            kind: ApiKeyKind::User,
+            user_id: "u1".to_owned(),
+            project_id: None,
+            organization_id: Some("o1".to_owned()),
+            secret_hash: "h1".to_owned(),
+            display_prefix: "arb_".to_owned(),
+            expires_at: None,
+            revoked_at: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        });
+        // A group's membership before its user, then the user and an organization.
+        index.apply(
+            1,
+            &[Op::Put {
+                object: group_member.clone(),
+            }],
+        );
+        assert_eq!(says(&index), Some(true));
+        index.apply(
+            2,
+            &[
+                Op::Put { object: user("u1") },
+                Op::Put {
+                    object: membership("o1", "u1"),
+                },
+            ],
+        );
+        assert_eq!(says(&index), Some(true));
+        index.apply(3, &[delete(&group_member)]);
+        assert_eq!(
+            says(&index),
+            Some(false),
+            "an organization alone is neither"
+        );
+        index.apply(
+            4,
+            &[Op::Put {
+                object: key.clone(),
+            }],
+        );
+        assert_eq!(says(&index), Some(true));
+        index.apply(
+            5,
+            &[
+                Op::Put {
+                    object: group_member.clone(),
+                },
+                delete(&key),
+            ],
+        );
+        assert_eq!(says(&index), Some(true), "the group is still there");
+        index.apply(6, &[delete(&group_member)]);
+        assert_eq!(says(&index), Some(false));
     }
 
     #[test]
