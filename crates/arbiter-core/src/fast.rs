@@ -347,7 +347,7 @@ fn has_grants(index: &Index, subject: SubjectRefView<'_>) -> bool {
         .is_some()
 }
 
-/// The user of a record that has one, with its links and bindings.
+/// The user of a record that has one, with the record (its links and bindings).
 fn user_of(record: &UserRecord) -> Option<Who<'_>> {
     let user = record.user.as_ref()?;
     Some(Who::User(user, record))
@@ -389,8 +389,8 @@ pub fn check_fast(index: &Index, request: &CheckRequest<'_>) -> Option<bool> {
         // The role first: it is shared and in cache, and covers few permissions, so that most
         // checks skip reading the user's organizations.
         let covers = base.for_each_covering_asked(&fast.asked, &mut |_| true);
-        let member =
-            covers && (record.links.as_ref()).is_some_and(|l| l.organizations.contains(org));
+        let links = record.links.as_ref();
+        let member = covers && links.is_some_and(|l| l.organizations.contains(org));
         if member && fast.role(base, None) {
             return Some(true);
         }
