@@ -1127,7 +1127,7 @@ impl Index {
         }
     }
 
-    /// Changes a user's links, if it has any, and drops them when nothing is left in them.
+    /// Changes a user's links, if it has a record, and drops them when nothing is left in them.
     fn change_user_links(&mut self, user_id: &str, change: impl FnOnce(&mut UserLinks)) {
         self.users.change_links(user_id, change)
     }
