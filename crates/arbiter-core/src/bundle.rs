@@ -236,8 +236,16 @@ pub struct BundleResource {
 
 /// Hex SHA-256 of an API key secret: the only form in which a secret is kept.
 pub fn hash_secret(secret: &str) -> String {
-    // Every authenticated request hashes its key: one allocation, not one per byte.
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    let mut hex = [0; 64];
+    hash_secret_into(secret, &mut hex).to_owned()
+}
+
+/// As [`hash_secret`], written into `out`: every authenticated request hashes its key, and
+/// looks the hash up without allocating it.
+pub fn hash_secret_into<'a>(secret: &str, out: &'a mut [u8; 64]) -> &'a str {
+    // 32 bytes are always 64 hex digits: the encoding cannot fail, nor the digits be invalid.
+    let _ = hex::encode_to_slice(Sha256::digest(secret.as_bytes()), out);
+    std::str::from_utf8(out).unwrap_or_default()
 }
 
 fn bad(message: String) -> CoreError {
@@ -989,5 +997,20 @@ impl Bundle {
             }
         }
         bundle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_kept_as_the_hex_of_its_sha256() {
+        // FIPS 180-2's example: SHA-256("abc").
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hash_secret("abc"), abc);
+        let mut out = [0; 64];
+        assert_eq!(hash_secret_into("abc", &mut out), abc);
+        assert_ne!(hash_secret("abd"), abc);
     }
 }

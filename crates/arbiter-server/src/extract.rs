@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arbiter_core::bundle::hash_secret;
+use arbiter_core::bundle::hash_secret_into;
 use arbiter_core::engine::{
     self, CheckRequest, Decision, ResourceQuery, SubjectQuery, PLATFORM_TYPE,
 };
@@ -191,10 +191,11 @@ pub fn authenticate(index: &Index, secret: &str) -> Option<Arc<ApiKey>> {
     if !keys::plausible(secret) {
         return None;
     }
-    let hash = hash_secret(secret);
+    let mut hex = [0; 64];
+    let hash = hash_secret_into(secret, &mut hex);
     let key = index
         .key_by_hash
-        .get(&hash)
+        .get(hash)
         .and_then(|id| index.api_keys.get(id))?;
     if !bool::from(key.secret_hash.as_bytes().ct_eq(hash.as_bytes())) {
         return None;
