@@ -34,7 +34,8 @@ pub use state::{AppState, Settings};
 
 use routes::*;
 
-async fn no_route() -> ApiError {
+async fn no_route(request: axum::extract::Request) -> ApiError {
+    telemetry::started(&request, telemetry::UNMATCHED);
     ApiError::NoRoute
 }
 
@@ -80,117 +81,20 @@ struct AuditQuery {
     limit: Option<u64>,
 }
 
-/// The router of every route, over a loaded state.
-pub fn router(state: Arc<AppState>) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    let v1 = Router::new()
-        .route(
-            "/organizations",
-            get(organizations::list).post(organizations::create),
-        )
-        .route(
-            "/organizations/current",
-            get(organizations::get_current).put(organizations::put_current),
-        )
-        .route(
-            "/organizations/{id}",
-            get(organizations::get).delete(organizations::delete),
-        )
-        .route(
-            "/organizations/{id}/users",
-            axum::routing::patch(organizations::add_users),
-        )
-        .route("/spaces", get(spaces::list).post(spaces::create))
-        .route(
-            "/spaces/{id}",
-            get(spaces::get).patch(spaces::patch).delete(spaces::delete),
-        )
-        .route("/spaces/{id}/members", get(spaces::members))
-        .route(
-            "/spaces/{id}/members/{user_id}",
-            put(spaces::add_member).delete(spaces::remove_member),
-        )
-        .route("/projects", get(projects::list).post(projects::create))
-        .route(
-            "/projects/{id}",
-            get(projects::get)
-                .patch(projects::patch)
-                .delete(projects::delete),
-        )
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/me", get(users::me).patch(users::patch_me))
-        .route("/users/me/auth_info", get(users::auth_info))
-        .route("/users/invite_users", post(users::invite))
-        .route(
-            "/users/{id}",
-            get(users::get).patch(users::patch).delete(users::delete),
-        )
-        .route(
-            "/groups",
-            get(groups::user_groups::list).post(groups::user_groups::create),
-        )
-        .route(
-            "/groups/{id}",
-            get(groups::user_groups::get)
-                .patch(groups::user_groups::patch)
-                .delete(groups::user_groups::delete),
-        )
-        .route(
-            "/groups/{id}/members/{user_id}",
-            put(groups::user_groups::add_member).delete(groups::user_groups::remove_member),
-        )
-        .route(
-            "/permission-profiles",
-            get(groups::profiles::list).post(groups::profiles::create),
-        )
-        .route(
-            "/permission-profiles/{id}",
-            get(groups::profiles::get)
-                .patch(groups::profiles::patch)
-                .delete(groups::profiles::delete),
-        )
-        .route(
-            "/permission-profiles/{id}/members/{user_id}",
-            put(groups::profiles::add_member).delete(groups::profiles::remove_member),
-        )
-        .route("/api-keys", get(api_keys::list).post(api_keys::create))
-        .route("/api-keys/{id}", axum::routing::delete(api_keys::revoke))
-        .route("/api-keys/{id}/rotate", post(api_keys::rotate))
-        .route("/permissions/catalog", get(catalog::get))
-        .route("/resource-types", post(catalog::declare))
-        .route("/permissions", put(grants::put).get(grants::list))
-        .route("/permissions/{id}", axum::routing::delete(grants::delete))
-        .route("/resources", get(resources::list))
-        .route(
-            "/resources/{type}/{id}",
-            put(resources::put)
-                .get(resources::get)
-                .delete(resources::delete),
-        )
-        .route("/roles", get(roles::list).post(roles::create))
-        .route(
-            "/roles/{id}",
-            get(roles::get).patch(roles::patch).delete(roles::delete),
-        )
-        .route("/role-bindings", get(bindings::list).post(bindings::create))
-        .route(
-            "/role-bindings/{id}",
-            get(bindings::get).delete(bindings::delete),
-        )
-        .route(
-            "/authorization/permissions",
-            get(authorization::permissions),
-        )
-        .route("/authorization/authorize", post(authorization::authorize))
-        .route("/check", post(check::check))
-        .route("/check/batch", post(check::batch))
-        // Any method: nginx's `auth_request` subrequest keeps the original request's method.
-        .route("/gateway/authorize", axum::routing::any(gateway::authorize))
-        .route("/gateway/envoy/", axum::routing::any(gateway::envoy))
-        .route("/gateway/envoy/{*path}", axum::routing::any(gateway::envoy))
-        .route("/audit-events", get(audit_events))
-        .route("/usage/{rollup}", get(routes::usage::get));
-    Router::new()
+/// Every route over a loaded state, with the middleware around them: the service
+/// [`Application`] serves (and tests may call directly).
+pub fn router(
+    state: Arc<AppState>,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -204,26 +108,160 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/access/v1/search/subject", post(authzen::search_subject))
         .route("/access/v1/search/resource", post(authzen::search_resource))
         .route("/access/v1/search/action", post(authzen::search_action))
-        .nest("/v1", v1)
-        .fallback(no_route)
+        .route(
+            "/v1/organizations",
+            get(organizations::list).post(organizations::create),
+        )
+        .route(
+            "/v1/organizations/current",
+            get(organizations::get_current).put(organizations::put_current),
+        )
+        .route(
+            "/v1/organizations/{id}",
+            get(organizations::get).delete(organizations::delete),
+        )
+        .route(
+            "/v1/organizations/{id}/users",
+            axum::routing::patch(organizations::add_users),
+        )
+        .route("/v1/spaces", get(spaces::list).post(spaces::create))
+        .route(
+            "/v1/spaces/{id}",
+            get(spaces::get).patch(spaces::patch).delete(spaces::delete),
+        )
+        .route("/v1/spaces/{id}/members", get(spaces::members))
+        .route(
+            "/v1/spaces/{id}/members/{user_id}",
+            put(spaces::add_member).delete(spaces::remove_member),
+        )
+        .route("/v1/projects", get(projects::list).post(projects::create))
+        .route(
+            "/v1/projects/{id}",
+            get(projects::get)
+                .patch(projects::patch)
+                .delete(projects::delete),
+        )
+        .route("/v1/users", get(users::list).post(users::create))
+        .route("/v1/users/me", get(users::me).patch(users::patch_me))
+        .route("/v1/users/me/auth_info", get(users::auth_info))
+        .route("/v1/users/invite_users", post(users::invite))
+        .route(
+            "/v1/users/{id}",
+            get(users::get).patch(users::patch).delete(users::delete),
+        )
+        .route(
+            "/v1/groups",
+            get(groups::user_groups::list).post(groups::user_groups::create),
+        )
+        .route(
+            "/v1/groups/{id}",
+            get(groups::user_groups::get)
+                .patch(groups::user_groups::patch)
+                .delete(groups::user_groups::delete),
+        )
+        .route(
+            "/v1/groups/{id}/members/{user_id}",
+            put(groups::user_groups::add_member).delete(groups::user_groups::remove_member),
+        )
+        .route(
+            "/v1/permission-profiles",
+            get(groups::profiles::list).post(groups::profiles::create),
+        )
+        .route(
+            "/v1/permission-profiles/{id}",
+            get(groups::profiles::get)
+                .patch(groups::profiles::patch)
+                .delete(groups::profiles::delete),
+        )
+        .route(
+            "/v1/permission-profiles/{id}/members/{user_id}",
+            put(groups::profiles::add_member).delete(groups::profiles::remove_member),
+        )
+        .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
+        .route("/v1/api-keys/{id}/rotate", post(api_keys::rotate))
+        .route("/v1/permissions/catalog", get(catalog::get))
+        .route("/v1/resource-types", post(catalog::declare))
+        .route("/v1/permissions", put(grants::put).get(grants::list))
+        .route(
+            "/v1/permissions/{id}",
+            axum::routing::delete(grants::delete),
+        )
+        .route("/v1/resources", get(resources::list))
+        .route(
+            "/v1/resources/{type}/{id}",
+            put(resources::put)
+                .get(resources::get)
+                .delete(resources::delete),
+        )
+        .route("/v1/roles", get(roles::list).post(roles::create))
+        .route(
+            "/v1/roles/{id}",
+            get(roles::get).patch(roles::patch).delete(roles::delete),
+        )
+        .route(
+            "/v1/role-bindings",
+            get(bindings::list).post(bindings::create),
+        )
+        .route(
+            "/v1/role-bindings/{id}",
+            get(bindings::get).delete(bindings::delete),
+        )
+        .route(
+            "/v1/authorization/permissions",
+            get(authorization::permissions),
+        )
+        .route(
+            "/v1/authorization/authorize",
+            post(authorization::authorize),
+        )
+        .route("/v1/check", post(check::check))
+        .route("/v1/check/batch", post(check::batch))
+        // Any method: nginx's `auth_request` subrequest keeps the original request's method.
+        .route(
+            "/v1/gateway/authorize",
+            axum::routing::any(gateway::authorize),
+        )
+        .route("/v1/gateway/envoy/", axum::routing::any(gateway::envoy))
+        .route(
+            "/v1/gateway/envoy/{*path}",
+            axum::routing::any(gateway::envoy),
+        )
+        .route("/v1/audit-events", get(audit_events))
+        .route("/v1/usage/{rollup}", get(routes::usage::get))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::idempotent,
-        ))
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        // Rate limit, concurrency limit with load shedding, request timeout.
-        .layer(limits::LimitsLayer::new(state.clone()))
-        // Outside the limits, so that refusals are counted by route and status too.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            telemetry::track,
-        ))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        // What every route carries. Axum copies a route's layers for each request it routes there,
+        // so only what must know the matched route or sit inside the limits is here.
+        .route_layer(
+            tower::ServiceBuilder::new()
+                // Outermost, so that refusals by the limits are labelled with their route too.
+                .layer(telemetry::LabelRouteLayer)
+                // Rate limit, concurrency limit with load shedding, request timeout.
+                .layer(limits::LimitsLayer::new(state.clone()))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::idempotent,
+                )),
+        )
+        .fallback(no_route)
+        .with_state(state.clone());
+    // Around the router, once.
+    let request_id = HeaderName::from_static("x-request-id");
+    tower::ServiceBuilder::new()
+        .map_response(|response: axum::http::Response<_>| response.map(axum::body::Body::new))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         // Every log line of a request is written in its span, which carries its request id.
-        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
+        // It does not log the start of a request: `telemetry::started` does, once routed, so that
+        // the line carries the route.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request_span)
+                .on_request(()),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(telemetry::TrackLayer::new(state.clone()))
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .service(routes)
 }
 
 /// A built server: a bound listener and a loaded state.
@@ -273,7 +311,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
-        let app = router(self.state);
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(router(self.state));
         let served = match tls {
             None => {
                 axum::serve(self.listener, app)

@@ -1,7 +1,7 @@
 //! Request limits: a per-API-key rate limit (a token bucket per key id: 429 `rate_limited` with
-//! `Retry-After`), a concurrency limit with load shedding (tower's `ConcurrencyLimit` under
-//! `LoadShed`: 503 `overloaded` at once rather than a queue) and a request timeout (503
-//! `request_timeout`). The body-size limit is axum's `DefaultBodyLimit`, set beside these.
+//! `Retry-After`), a concurrency limit with load shedding (a permit of the state's semaphore
+//! taken without waiting: 503 `overloaded` at once rather than a queue) and a request timeout
+//! (503 `request_timeout`). The body-size limit is axum's `DefaultBodyLimit`, set beside these.
 //!
 //! `/healthz`, `/readyz`, `/metrics` and `/openapi.json` are exempt, so that probes and scrapes
 //! still answer when the server is saturated.
@@ -19,9 +19,6 @@ use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
-use tower::limit::ConcurrencyLimit;
-use tower::load_shed::error::Overloaded;
-use tower::load_shed::LoadShed;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::error::ApiError;
@@ -122,19 +119,12 @@ impl LimitsLayer {
     }
 }
 
-impl<S> Layer<S> for LimitsLayer
-where
-    S: Clone,
-{
+impl<S> Layer<S> for LimitsLayer {
     type Service = Limits<S>;
 
     fn layer(&self, inner: S) -> Limits<S> {
         Limits {
-            limited: LoadShed::new(ConcurrencyLimit::with_semaphore(
-                inner.clone(),
-                self.state.concurrency.clone(),
-            )),
-            plain: inner,
+            inner,
             state: self.state.clone(),
         }
     }
@@ -143,8 +133,7 @@ where
 /// A service under the limits.
 #[derive(Clone)]
 pub struct Limits<S> {
-    plain: S,
-    limited: LoadShed<ConcurrencyLimit<S>>,
+    inner: S,
     state: Arc<AppState>,
 }
 
@@ -164,7 +153,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         if exempt(request.uri().path()) {
-            return Box::pin(self.plain.clone().oneshot(request));
+            return Box::pin(self.inner.clone().oneshot(request));
         }
         let state = self.state.clone();
         if let Some(limiter) = &state.rate_limiter {
@@ -179,16 +168,22 @@ where
                 }
             }
         }
-        let limited = self.limited.clone();
+        // Shed rather than queue: a request that finds no permit is refused at once. The permit
+        // is held until the answer is ready (or the timeout drops the request).
+        let Ok(permit) = state.concurrency.clone().try_acquire_owned() else {
+            state.metrics.limited(Limit::Overloaded);
+            return Box::pin(std::future::ready(Ok(ApiError::Overloaded(
+                state.settings.max_concurrency,
+            )
+            .into_response())));
+        };
+        let inner = self.inner.clone();
         let timeout = state.settings.request_timeout;
         Box::pin(async move {
-            match tokio::time::timeout(timeout, limited.oneshot(request)).await {
+            let answer = tokio::time::timeout(timeout, inner.oneshot(request)).await;
+            drop(permit);
+            match answer {
                 Ok(Ok(response)) => Ok(response),
-                Ok(Err(e)) if e.is::<Overloaded>() => {
-                    state.metrics.limited(Limit::Overloaded);
-                    Ok(ApiError::Overloaded(state.settings.max_concurrency).into_response())
-                }
-                Ok(Err(e)) => Ok(ApiError::Internal(e.to_string()).into_response()),
                 Err(_) => {
                     state.metrics.limited(Limit::Timeout);
                     let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
