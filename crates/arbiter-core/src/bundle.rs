@@ -236,14 +236,16 @@ pub struct BundleResource {
 
 /// Hex SHA-256 of an API key secret: the only form in which a secret is kept.
 pub fn hash_secret(secret: &str) -> String {
-    let mut hex = [0; 64];
-    hash_secret_into(secret, &mut hex).to_owned()
+    // Kept apart from `hash_secret_into`, so that a failure there could never make a stored hash
+    // equal what a lookup computes for every secret.
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// As [`hash_secret`], written into `out`: every authenticated request hashes its key, and
 /// looks the hash up without allocating it.
 pub fn hash_secret_into<'a>(secret: &str, out: &'a mut [u8; 64]) -> &'a str {
-    // 32 bytes are always 64 hex digits: the encoding cannot fail, nor the digits be invalid.
+    // 32 bytes are always 64 hex digits: the encoding cannot fail, nor the digits be invalid
+    // (were it to fail, `out` would stay zeros, which no stored hash is).
     let _ = hex::encode_to_slice(Sha256::digest(secret.as_bytes()), out);
     std::str::from_utf8(out).unwrap_or_default()
 }

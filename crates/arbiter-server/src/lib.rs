@@ -243,7 +243,11 @@ pub fn router(
                     idempotency::idempotent,
                 )),
         )
-        .fallback(no_route)
+        // A path no route matches is limited too (a key over its rate gets 429 there as well).
+        .fallback_service(tower::Layer::layer(
+            &limits::LimitsLayer::new(state.clone()),
+            axum::handler::HandlerWithoutStateExt::into_service(no_route),
+        ))
         .with_state(state.clone());
     // Around the router, once.
     let request_id = HeaderName::from_static("x-request-id");

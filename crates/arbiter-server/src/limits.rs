@@ -1,7 +1,7 @@
 //! Request limits: a per-API-key rate limit (a token bucket per key id: 429 `rate_limited` with
 //! `Retry-After`), a concurrency limit with load shedding (a permit of the state's semaphore
 //! taken without waiting: 503 `overloaded` at once rather than a queue) and a request timeout
-//! (503 `request_timeout`). The body-size limit is axum's `DefaultBodyLimit`, set beside these.
+//! (503 `request_timeout`). The body-size limit is axum's `DefaultBodyLimit`, around the router.
 //!
 //! `/healthz`, `/readyz`, `/metrics` and `/openapi.json` are exempt, so that probes and scrapes
 //! still answer when the server is saturated.
@@ -147,7 +147,8 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Readiness is decided per request, on a clone (below): load shedding answers at once.
+        // Readiness is decided per request, by taking a permit in `call`: load shedding answers
+        // at once.
         Poll::Ready(Ok(()))
     }
 

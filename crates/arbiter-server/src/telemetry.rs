@@ -2,10 +2,11 @@
 //! carries the request id that `SetRequestId` put in `x-request-id`, the method and the matched
 //! route), and the HTTP request metrics.
 //!
-//! The span and the metrics wrap the router once ([`TrackLayer`]), not each route: axum copies a
-//! route's whole middleware stack for every request it routes there. The matched route exists
-//! only once the router has chosen it, so [`LabelRouteLayer`], the one layer every route carries,
-//! records it in the span and hands it back on the response, where [`Track`] reads it.
+//! The span (`TraceLayer` with [`request_span`]) and the metrics ([`TrackLayer`]) wrap the router
+//! once, not each route: axum copies a route's whole middleware stack for every request it routes
+//! there. The matched route exists only once the router has chosen it, so [`LabelRouteLayer`],
+//! the outermost of the layers every route carries, records it in the span and hands it back on
+//! the response, where [`Track`] reads it; a path no route matches is labelled by the fallback.
 
 use std::future::Future;
 use std::pin::Pin;

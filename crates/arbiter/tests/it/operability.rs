@@ -703,13 +703,43 @@ async fn a_burst_above_the_rate_limit_is_refused_with_429() {
         let h = app.call(Method::GET, "/healthz", None, None, None).await;
         assert_eq!(h.status, StatusCode::OK);
     }
+    // A path no route matches is limited too: the key stays over its rate there (a token
+    // comes back each second, so of five quick requests at least one is refused).
+    let mut unmatched_limited = 0;
+    for _ in 0..5 {
+        let a = app.get("/v1/nowhere", &alice_key, None).await;
+        match a.status {
+            StatusCode::NOT_FOUND => {}
+            StatusCode::TOO_MANY_REQUESTS => unmatched_limited += 1,
+            other => panic!("unexpected {other}: {}", a.text),
+        }
+    }
+    assert!(
+        unmatched_limited >= 1,
+        "an unknown path is rate limited too"
+    );
     let page = metrics(&app).await;
     assert_eq!(
         sample(
             &page,
             "arbiter_limited_requests_total{limit=\"rate_limited\"}"
         ),
+        Some((limited.len() + unmatched_limited) as f64)
+    );
+    // Refusals are counted by the route they were refused on.
+    assert_eq!(
+        sample(
+            &page,
+            "arbiter_http_requests_total{method=\"GET\",route=\"/v1/users/me\",status=\"429\"}"
+        ),
         Some(limited.len() as f64)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "arbiter_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"429\"}"
+        ),
+        Some(unmatched_limited as f64)
     );
 }
 
