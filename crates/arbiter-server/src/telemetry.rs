@@ -17,6 +17,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::response::Response;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tower_http::trace::{DefaultOnRequest, OnRequest};
 use tracing::Span;
@@ -86,7 +87,6 @@ pub struct LabelRoute<S>(S);
 impl<S> Service<Request> for LabelRoute<S>
 where
     S: Service<Request, Response = Response>,
-    S::Future: Unpin,
 {
     type Response = Response;
     type Error = S::Error;
@@ -109,21 +109,24 @@ where
     }
 }
 
-/// The answer of a [`LabelRoute`].
-pub struct Labelled<F> {
-    inner: F,
-    route: Option<MatchedPath>,
+pin_project! {
+    /// The answer of a [`LabelRoute`].
+    pub struct Labelled<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+    }
 }
 
 impl<F, E> Future for Labelled<F>
 where
-    F: Future<Output = Result<Response, E>> + Unpin,
+    F: Future<Output = Result<Response, E>>,
 {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let mut response = ready!(Pin::new(&mut this.inner).poll(cx))?;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
         if let Some(route) = this.route.take() {
             response.extensions_mut().insert(route);
         }
@@ -165,7 +168,6 @@ pub struct Track<S> {
 impl<S> Service<Request> for Track<S>
 where
     S: Service<Request, Response = Response>,
-    S::Future: Unpin,
 {
     type Response = Response;
     type Error = S::Error;
@@ -185,23 +187,26 @@ where
     }
 }
 
-/// The answer of a [`Track`].
-pub struct Tracked<F> {
-    inner: F,
-    started: Instant,
-    method: &'static str,
-    state: Arc<AppState>,
+pin_project! {
+    /// The answer of a [`Track`].
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        method: &'static str,
+        state: Arc<AppState>,
+    }
 }
 
 impl<F, E> Future for Tracked<F>
 where
-    F: Future<Output = Result<Response, E>> + Unpin,
+    F: Future<Output = Result<Response, E>>,
 {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let response = ready!(Pin::new(&mut this.inner).poll(cx))?;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
         let route = response
             .extensions()
             .get::<MatchedPath>()

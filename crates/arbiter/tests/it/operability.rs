@@ -518,6 +518,16 @@ async fn metrics_are_exposed_and_move() {
         .is_some_and(|n| n >= 1.0),
         "{last}"
     );
+    // A method the route does not answer is counted under the route it was sent to.
+    let wrong_method = app.delete("/v1/check", ADMIN_KEY, Some(&org)).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    let wrong_method_series =
+        "arbiter_http_requests_total{method=\"DELETE\",route=\"/v1/check\",status=\"405\"}";
+    assert_eq!(
+        sample(&metrics(&app).await, wrong_method_series),
+        Some(1.0),
+        "{wrong_method_series}"
+    );
 }
 
 /// `--log-format json`: every log line of a request is in its span, which carries the request
