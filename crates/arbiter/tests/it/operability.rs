@@ -523,11 +523,8 @@ async fn metrics_are_exposed_and_move() {
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     let wrong_method_series =
         "arbiter_http_requests_total{method=\"DELETE\",route=\"/v1/check\",status=\"405\"}";
-    assert_eq!(
-        sample(&metrics(&app).await, wrong_method_series),
-        Some(1.0),
-        "{wrong_method_series}"
-    );
+    let page = metrics(&app).await;
+    assert_eq!(sample(&page, wrong_method_series), Some(1.0), "{page}");
 }
 
 /// `--log-format json`: every log line of a request is in its span, which carries the request
