@@ -138,22 +138,19 @@ impl<'a> Timed<'a> {
 
 /// Times each engine on its number of checks of the stream, the engines taking turns over
 /// [`rounds`] rounds.
-fn time_in_turns(
+fn time_in_turns<const N: usize>(
     stream: usize,
     overhead: Duration,
-    engines: Vec<(usize, &dyn Fn(usize) -> bool)>,
-) -> Vec<Timing> {
+    engines: [(usize, &dyn Fn(usize) -> bool); N],
+) -> [Timing; N] {
     let rounds = rounds();
-    let mut timed: Vec<Timed<'_>> = engines
-        .into_iter()
-        .map(|(count, decide)| Timed::new(count, rounds, decide))
-        .collect();
+    let mut timed = engines.map(|(count, decide)| Timed::new(count, rounds, decide));
     for _ in 0..rounds {
         for engine in &mut timed {
             engine.round(stream, overhead);
         }
     }
-    timed.into_iter().map(Timed::timing).collect()
+    timed.map(Timed::timing)
 }
 
 fn row(
@@ -235,20 +232,18 @@ fn main() {
             assert_eq!(by_integers(i), c.expected, "integer baseline, check {i}");
         }
 
-        let [arbiter_timing, strings_timing, integers_timing, cedar_timing, casbin_timing]: [Timing;
-            5] = time_in_turns(
-            stream,
-            overhead,
-            vec![
-                (1_000_000, &arbiter_check),
-                (1_000_000, &by_strings),
-                (1_000_000, &by_integers),
-                (peer_checks, &cedar_check),
-                (peer_checks, &casbin_check),
-            ],
-        )
-        .try_into()
-        .unwrap_or_else(|_| panic!("five engines timed"));
+        let [arbiter_timing, strings_timing, integers_timing, cedar_timing, casbin_timing] =
+            time_in_turns(
+                stream,
+                overhead,
+                [
+                    (1_000_000, &arbiter_check),
+                    (1_000_000, &by_strings),
+                    (1_000_000, &by_integers),
+                    (peer_checks, &cedar_check),
+                    (peer_checks, &casbin_check),
+                ],
+            );
         let w = &workload;
         row(
             "arbiter",
