@@ -112,7 +112,7 @@ impl DecisionLog {
         };
         let line = Line {
             at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            request_id: ctx.caller.request_id.as_deref(),
+            request_id: ctx.caller.request_id(),
             api: d.api.as_str(),
             organization_id: ctx.org_id(),
             caller_key_id: &ctx.caller.key.id,

@@ -1,7 +1,7 @@
 //! Request extractors: the JSON body (with Arbiter's error answers), the authenticated caller and
 //! the organization context.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arbiter_core::bundle::hash_secret_into;
 use arbiter_core::engine::{
@@ -12,7 +12,7 @@ use arbiter_core::model::{ApiKey, ApiKeyKind, Organization, User};
 use arbiter_core::permission::Permission;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -182,7 +182,9 @@ pub struct Caller {
     pub key: Arc<ApiKey>,
     /// The user a user key acts as; `None` for a project key.
     pub user: Option<Arc<User>>,
-    pub request_id: Option<String>,
+    /// The request's `X-Request-ID`, kept as the header's value: a copy of its bytes is made only
+    /// for what records it (an audit record, a decision logged).
+    pub(crate) request_id: Option<HeaderValue>,
 }
 
 /// Finds the key a bearer secret belongs to, or `None` for every reason a key can be refused
@@ -251,11 +253,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             ApiKeyKind::User => index.users.get(&key.user_id).cloned(),
             ApiKeyKind::Project => None,
         };
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let request_id = parts.headers.get("x-request-id").cloned();
         Ok(Caller {
             index,
             key,
@@ -266,6 +264,11 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 }
 
 impl Caller {
+    /// The request's `X-Request-ID`, when it is text.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_ref().and_then(|v| v.to_str().ok())
+    }
+
     /// The caller as the subject of a check.
     pub fn subject(&self) -> SubjectQuery {
         match &self.user {
@@ -306,11 +309,12 @@ impl Caller {
 
     /// True when the caller holds `permission` on the platform itself.
     pub fn holds_on_platform(&self, permission: &str) -> bool {
-        let Ok(permission) = Permission::parse(permission) else {
-            return false;
-        };
-        self.decide(None, &permission, &resource(PLATFORM_TYPE, "platform"))
-            .allowed
+        Permission::parse(permission).is_ok_and(|p| self.holds_parsed_on_platform(&p))
+    }
+
+    /// [`Caller::holds_on_platform`] for a permission already parsed.
+    fn holds_parsed_on_platform(&self, permission: &Permission) -> bool {
+        self.decide(None, permission, &PLATFORM).allowed
     }
 
     /// 403 unless the caller holds `permission` on the platform.
@@ -398,14 +402,27 @@ pub fn min_revision(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiE
         .transpose()
 }
 
+/// The platform as the resource of a check, made once.
+static PLATFORM: LazyLock<ResourceQuery> = LazyLock::new(|| resource(PLATFORM_TYPE, "platform"));
+
+/// `organization:read`, parsed once: a platform administrator who is not a member of the
+/// organization a call names is asked for it on every call.
+static ORGANIZATION_READ: LazyLock<Option<Permission>> =
+    LazyLock::new(|| Permission::parse("organization:read").ok());
+
 /// Picks the organization of a call: the header, else the key's current (or, for a project key,
 /// fixed) organization, else the caller's only organization. An organization the caller may not
 /// see answers 404.
 pub fn organization_of(caller: &Caller, header: Option<&str>) -> Result<String, ApiError> {
+    let reads_every_organization = || {
+        caller.user.is_some()
+            && ORGANIZATION_READ
+                .as_ref()
+                .is_some_and(|read| caller.holds_parsed_on_platform(read))
+    };
     let visible = |org: &str| {
         caller.index.organizations.contains_key(org)
-            && (caller.is_member_of(org)
-                || (caller.user.is_some() && caller.holds_on_platform("organization:read")))
+            && (caller.is_member_of(org) || reads_every_organization())
     };
     if caller.key.kind == ApiKeyKind::Project {
         let fixed = caller.key.organization_id.clone().unwrap_or_default();
@@ -564,7 +581,7 @@ impl Ctx {
             object_id: object_id.to_owned(),
             before,
             after,
-            request_id: self.caller.request_id.clone(),
+            request_id: self.caller.request_id().map(str::to_owned),
         }
     }
 }

@@ -339,7 +339,7 @@ pub async fn create(
                 object_id: key.id.clone(),
                 before: None,
                 after: Some(key_json(&key, None)),
-                request_id: caller.request_id.clone(),
+                request_id: caller.request_id().map(str::to_owned),
             };
             Ok(Prepared {
                 ops,
@@ -371,7 +371,7 @@ fn audit_record(
         object_id: key.id.clone(),
         before: Some(key_json(key, None)),
         after,
-        request_id: caller.request_id.clone(),
+        request_id: caller.request_id().map(str::to_owned),
     }
 }
 

@@ -433,7 +433,7 @@ pub async fn put(
                             object_id: grant.id.clone(),
                             before: before.as_ref().and_then(json_of),
                             after: json_of(&grant),
-                            request_id: caller.request_id.clone(),
+                            request_id: caller.request_id().map(str::to_owned),
                         });
                         successes.push(grant.clone());
                         ops.push(Op::Put {

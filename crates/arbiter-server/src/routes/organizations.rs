@@ -82,7 +82,7 @@ pub async fn create(
                     object_id: org.id.clone(),
                     before: None,
                     after: json_of(&org),
-                    request_id: caller.request_id.clone(),
+                    request_id: caller.request_id().map(str::to_owned),
                 }],
                 output: org,
             })
@@ -301,7 +301,7 @@ pub async fn put_current(
                     object_id: key_id.clone(),
                     before: None,
                     after: Some(json!({"organization_id": org_id})),
-                    request_id: caller.request_id.clone(),
+                    request_id: caller.request_id().map(str::to_owned),
                 }],
                 output: (),
             })
