@@ -13,20 +13,26 @@ use hashbrown::HashTable;
 
 const SHARDS: usize = 256;
 
-/// The hasher of every `CowMap`: one per process, randomly seeded (so that ids chosen to collide
-/// cannot be planned), and shared so that the check path can hash an id once and look it up in
-/// several maps.
-fn state() -> &'static foldhash::fast::FixedState {
-    static STATE: OnceLock<foldhash::fast::FixedState> = OnceLock::new();
-    STATE.get_or_init(|| {
+/// The process's random seed, drawn once (so that keys chosen to collide cannot be planned), with
+/// the hasher of every `CowMap` built from it: shared, so that the check path can hash an id once
+/// and look it up in several maps.
+fn seeded() -> &'static (u64, foldhash::fast::FixedState) {
+    static SEEDED: OnceLock<(u64, foldhash::fast::FixedState)> = OnceLock::new();
+    SEEDED.get_or_init(|| {
         let seed = foldhash::fast::RandomState::default().hash_one(0x5eed_a7b1_7e12_u64);
-        foldhash::fast::FixedState::with_seed(seed)
+        (seed, foldhash::fast::FixedState::with_seed(seed))
     })
+}
+
+/// The process's random seed ([`seeded`]), for what hashes with it other than through the maps'
+/// hasher (`index::name_hash`, which hashes names without the `Hash` trait).
+pub fn process_seed() -> u64 {
+    seeded().0
 }
 
 /// The hash a `CowMap` uses for a key, for [`CowMap::get_hashed`].
 pub fn hash_key<Q: Hash + ?Sized>(key: &Q) -> u64 {
-    state().hash_one(key)
+    seeded().1.hash_one(key)
 }
 
 /// True when two ids are equal, compared inline: ids are short, and for a short string a call

@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The maps of the index: a fast hasher, seeded per process (so ids chosen to collide cannot be
 /// planned).
 pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub use crate::binding::CompiledBinding;
 use crate::binding::Names;
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::{compile_stored, CompiledCondition};
-use crate::cowmap::{hash_key, same_id, CowMap, CowSet, Keyed, SharedBag};
+use crate::cowmap::{hash_key, process_seed, same_id, CowMap, CowSet, Keyed, SharedBag};
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::idset::{IdSet, SetOfIds};
 use crate::model::{
@@ -95,20 +95,13 @@ fn name_hash(name: &str, seed: u64) -> u64 {
     hasher.finish()
 }
 
-/// The seed a permission's hash starts from ([`type_hash`]): drawn once a process from the
-/// maps' seeded hasher, so that, as for the maps, permissions chosen to fall together in a
-/// role's table or on one bit of its filter cannot be planned (a role's permissions are a
-/// tenant's to choose).
-fn names_seed() -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| hash_key(&0x243f_6a88_85a3_08d3_u64))
-}
-
 /// The [`name_hash`] of a permission's type, from which its [`permission_hash_of`] is chained
-/// and its filter bit for patterns taken.
+/// and its filter bit for patterns taken. Seeded with the process's random seed, as the maps are:
+/// a role's permissions are a tenant's to choose, and permissions chosen to fall together in a
+/// role's table or on one bit of its filter cannot then be planned.
 #[inline]
 fn type_hash(resource_type: &str) -> u64 {
-    name_hash(resource_type, names_seed())
+    name_hash(resource_type, process_seed())
 }
 
 /// The hash a role's table of exact entries finds a permission by ([`CompiledRole`]).
