@@ -25,7 +25,7 @@ fn seeded() -> &'static (u64, foldhash::fast::FixedState) {
 }
 
 /// The process's random seed ([`seeded`]), for what hashes with it other than through the maps'
-/// hasher (`index::name_hash`, which hashes names without the `Hash` trait).
+/// hasher (`permission::name_hash`, which hashes names without the `Hash` trait).
 pub fn process_seed() -> u64 {
     seeded().0
 }

@@ -16,7 +16,7 @@ pub use crate::binding::CompiledBinding;
 use crate::binding::Names;
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
 use crate::condition::{compile_stored, CompiledCondition};
-use crate::cowmap::{hash_key, process_seed, same_id, CowMap, CowSet, Keyed, SharedBag};
+use crate::cowmap::{hash_key, same_id, CowMap, CowSet, Keyed, SharedBag};
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::idset::{IdSet, SetOfIds};
 use crate::model::{
@@ -50,7 +50,7 @@ pub struct CompiledEntry {
 pub struct CompiledRole {
     pub role: Role,
     pub entries: Vec<CompiledEntry>,
-    /// Entries by their concrete permission ([`permission_hash`] of it), for the check path.
+    /// Entries by their concrete permission ([`Permission::hash`] of it), for the check path.
     exact: hashbrown::HashTable<(Permission, Vec<usize>)>,
     /// Entries whose permission holds a wildcard.
     patterns: Vec<usize>,
@@ -80,49 +80,14 @@ pub struct AskedPermission<'a> {
     type_bit: u64,
 }
 
-/// The hash of a permission's type or action for the roles' tables and filters, chained from
-/// `seed`: foldhash's hasher given the name's bytes alone.
-///
-/// Not through the `Hash` trait, as [`hash_key`] hashes: that also writes a terminator byte
-/// and mixes it in, and goes through a call and the maps' state, which for the asked type and
-/// action of every check came to 30 instructions of the check's 1,060. The length still counts
-/// (foldhash turns its seed by it).
-#[inline]
-fn name_hash(name: &str, seed: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = foldhash::fast::FixedState::with_seed(seed).build_hasher();
-    hasher.write(name.as_bytes());
-    hasher.finish()
-}
-
-/// The [`name_hash`] of a permission's type, from which its [`permission_hash_of`] is chained
-/// and its filter bit for patterns taken. Seeded with the process's random seed, as the maps are:
-/// a role's permissions are a tenant's to choose, and permissions chosen to fall together in a
-/// role's table or on one bit of its filter cannot then be planned.
-#[inline]
-fn type_hash(resource_type: &str) -> u64 {
-    name_hash(resource_type, process_seed())
-}
-
-/// The hash a role's table of exact entries finds a permission by ([`CompiledRole`]).
-fn permission_hash(permission: &Permission) -> u64 {
-    permission_hash_of(type_hash(permission.resource_type()), permission.action())
-}
-
-/// [`permission_hash`] from the [`type_hash`] of the permission's type: a check needs that hash
-/// for the roles' filters anyway, and so hashes the type once, not twice.
-#[inline]
-fn permission_hash_of(type_hash: u64, action: &str) -> u64 {
-    name_hash(action, type_hash)
-}
-
 impl<'a> AskedPermission<'a> {
+    #[inline]
     pub fn new(permission: &'a Permission) -> Self {
-        let type_hash = type_hash(permission.resource_type());
-        let hash = permission_hash_of(type_hash, permission.action());
+        // The hashes were computed when the permission was parsed.
+        let hash = permission.hash();
         let concrete = permission.is_concrete();
         let (permission_bit, type_bit) = if concrete {
-            (filter_bit(hash), filter_bit(type_hash))
+            (filter_bit(hash), filter_bit(permission.type_hash()))
         } else {
             (u64::MAX, u64::MAX)
         };
@@ -145,13 +110,13 @@ impl CompiledRole {
         let (mut exact_bits, mut pattern_type_bits) = (0, 0);
         for (i, e) in entries.iter().enumerate() {
             if e.permission.is_concrete() {
-                let hash = permission_hash(&e.permission);
+                let hash = e.permission.hash();
                 exact_bits |= filter_bit(hash);
                 match exact.find_mut(hash, |(p, _)| *p == e.permission) {
                     Some((_, list)) => list.push(i),
                     None => {
                         exact.insert_unique(hash, (e.permission.clone(), vec![i]), |(p, _)| {
-                            permission_hash(p)
+                            p.hash()
                         });
                     }
                 }
@@ -159,7 +124,7 @@ impl CompiledRole {
                 patterns.push(i);
                 pattern_type_bits |= match e.permission.resource_type() {
                     WILDCARD => u64::MAX,
-                    resource_type => filter_bit(type_hash(resource_type)),
+                    _ => filter_bit(e.permission.type_hash()),
                 };
             }
         }
@@ -1360,7 +1325,9 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cowmap::process_seed;
     use crate::model::{ApiKeyKind, MembershipStatus, Node, RoleBinding};
+    use crate::permission::name_hash;
     use chrono::{DateTime, Utc};
 
     /// Every byte of a name moves its hash, at every length a permission's half may have (to 64
@@ -1389,9 +1356,9 @@ mod tests {
         }
     }
 
-    /// The catalog's types and actions hash apart as permissions, the same way whether asked or
-    /// compiled into a role, and their filter bits spread: a filter whose bits pile up passes
-    /// over fewer roles.
+    /// The catalog's types and actions hash apart as permissions, the same however often they
+    /// are parsed (a role's are parsed apart from those asked), and their filter bits spread: a
+    /// filter whose bits pile up passes over fewer roles.
     #[test]
     fn the_builtin_permissions_hash_apart() {
         let catalog = Catalog::builtin().unwrap();
@@ -1402,7 +1369,14 @@ mod tests {
             for action in &t.actions {
                 let permission = Permission::parse(&format!("{}:{action}", t.name)).unwrap();
                 let asked = AskedPermission::new(&permission);
-                assert_eq!(asked.hash, permission_hash(&permission));
+                let again = Permission::parse(&permission.to_string()).unwrap();
+                assert_eq!(
+                    (asked.hash, again.hash()),
+                    (permission.hash(), permission.hash())
+                );
+                let type_hash = name_hash(&t.name, process_seed());
+                assert_eq!(permission.type_hash(), type_hash);
+                assert_eq!(permission.hash(), name_hash(action, type_hash));
                 assert!(hashes.insert(asked.hash), "{permission} collides");
                 // The bits under a fixed seed (the process's is drawn at random), so that the
                 // count below is the same every run.

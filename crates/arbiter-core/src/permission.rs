@@ -1,11 +1,13 @@
 //! Permissions: `resource_type:action`, where `*` may stand for the type, the action or both.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::cowmap::same_id;
+use crate::cowmap::{process_seed, same_id};
 use crate::error::CoreError;
 
 /// The wildcard that stands for any type or any action.
@@ -13,19 +15,29 @@ pub const WILDCARD: &str = "*";
 
 /// A permission or a permission pattern such as `model:*`.
 ///
-/// The two halves are reference-counted so that cloning a permission on the check path costs two
-/// counter increments, not two allocations.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Both halves are kept as `type:action` in one reference-counted allocation: parsing a
+/// permission allocates once, cloning one costs a counter increment, and a check reads both
+/// halves from one place. The hashes the roles' tables and filters find it by are computed when
+/// it is parsed, not on every check: a permission parsed once (a gateway route's, a role's, a
+/// batch's) is then asked without hashing it again.
+#[derive(Clone)]
 pub struct Permission {
-    resource_type: Arc<str>,
-    action: Arc<str>,
+    text: Arc<str>,
+    /// Where the colon is in `text`: a half is at most 64 bytes.
+    colon: u8,
+    /// Neither half is `*`.
+    concrete: bool,
+    /// The [`name_hash`] of the type under the process's seed.
+    type_hash: u64,
+    /// The [`name_hash`] of the action chained from `type_hash`.
+    hash: u64,
 }
 
 impl Permission {
     /// True when both are the same permission (as `==`, comparing inline: see [`same_id`]).
     #[inline]
     pub fn same(&self, other: &Permission) -> bool {
-        same_id(&self.action, &other.action) && same_id(&self.resource_type, &other.resource_type)
+        self.hash == other.hash && same_id(&self.text, &other.text)
     }
 
     /// Parses `type:action`; `*` alone is shorthand for `*:*`.
@@ -33,45 +45,108 @@ impl Permission {
     /// Both halves must be non-empty and made of lowercase ASCII letters, digits, `_` and `-`,
     /// or be exactly `*`.
     pub fn parse(text: &str) -> Result<Self, CoreError> {
+        let text = if text == WILDCARD { "*:*" } else { text };
         let malformed = || CoreError::MalformedPermission(text.to_owned());
-        if text == WILDCARD {
-            return Ok(Self::new(WILDCARD, WILDCARD));
-        }
         let (resource_type, action) = text.split_once(':').ok_or_else(malformed)?;
         if !valid_half(resource_type) || !valid_half(action) {
             return Err(malformed());
         }
-        Ok(Self::new(resource_type, action))
-    }
-
-    fn new(resource_type: &str, action: &str) -> Self {
-        Self {
-            resource_type: Arc::from(resource_type),
-            action: Arc::from(action),
-        }
+        let type_hash = name_hash(resource_type, process_seed());
+        Ok(Self {
+            // The text as given: one allocation.
+            text: Arc::from(text),
+            // A valid half is at most 64 bytes.
+            colon: resource_type.len() as u8,
+            concrete: resource_type != WILDCARD && action != WILDCARD,
+            type_hash,
+            hash: name_hash(action, type_hash),
+        })
     }
 
     /// The resource type half (`model` in `model:read`), possibly `*`.
+    #[inline]
     pub fn resource_type(&self) -> &str {
-        &self.resource_type
+        self.text.get(..usize::from(self.colon)).unwrap_or_default()
     }
 
     /// The action half (`read` in `model:read`), possibly `*`.
+    #[inline]
     pub fn action(&self) -> &str {
-        &self.action
+        self.text
+            .get(usize::from(self.colon) + 1..)
+            .unwrap_or_default()
     }
 
     /// True when neither half is a wildcard.
+    #[inline]
     pub fn is_concrete(&self) -> bool {
-        &*self.resource_type != WILDCARD && &*self.action != WILDCARD
+        self.concrete
+    }
+
+    /// The hash of the type the roles' filters take a pattern's bit from ([`name_hash`] with
+    /// the process's seed).
+    #[inline]
+    pub(crate) fn type_hash(&self) -> u64 {
+        self.type_hash
+    }
+
+    /// The hash a role's table of exact entries finds the permission by, and its filters take
+    /// its bit from: the action's [`name_hash`] chained from [`Permission::type_hash`].
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
     }
 
     /// True when holding `self` means holding `other`: each half of `self` is `*` or equal to the
     /// same half of `other`. A pattern covers itself; `model:read` does not cover `model:*`.
     pub fn covers(&self, other: &Permission) -> bool {
-        half_covers(&self.resource_type, &other.resource_type)
-            && half_covers(&self.action, &other.action)
+        half_covers(self.resource_type(), other.resource_type())
+            && half_covers(self.action(), other.action())
     }
+}
+
+/// Equal permissions have equal texts, and the reverse: a half holds no colon.
+impl PartialEq for Permission {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Permission {}
+
+impl Hash for Permission {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.text.hash(state)
+    }
+}
+
+/// By type, then by action (not by the text: `model-x:read` sorts after `model:read`).
+impl Ord for Permission {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.resource_type(), self.action()).cmp(&(other.resource_type(), other.action()))
+    }
+}
+
+impl PartialOrd for Permission {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The hash of a permission's type or action for the roles' tables and filters, chained from
+/// `seed`: foldhash's hasher given the name's bytes alone.
+///
+/// Not through the `Hash` trait, as the maps hash: that also writes a terminator byte and mixes
+/// it in, and goes through a call and the maps' state. The length still counts (foldhash turns
+/// its seed by it). A type's hash is seeded with the process's random seed, as the maps are: a
+/// role's permissions are a tenant's to choose, and permissions chosen to fall together in a
+/// role's table or on one bit of its filter cannot then be planned.
+#[inline]
+pub(crate) fn name_hash(name: &str, seed: u64) -> u64 {
+    use std::hash::BuildHasher;
+    let mut hasher = foldhash::fast::FixedState::with_seed(seed).build_hasher();
+    hasher.write(name.as_bytes());
+    hasher.finish()
 }
 
 fn half_covers(held: &str, wanted: &str) -> bool {
@@ -89,7 +164,7 @@ fn valid_half(half: &str) -> bool {
 
 impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.resource_type, self.action)
+        f.write_str(&self.text)
     }
 }
 
@@ -133,6 +208,24 @@ mod tests {
         assert_eq!(p("*").to_string(), "*:*");
         assert!(p("model:read").is_concrete());
         assert!(!p("model:*").is_concrete());
+    }
+
+    #[test]
+    fn keeps_its_halves_in_one_text() {
+        let read = p("model:read");
+        assert_eq!((read.resource_type(), read.action()), ("model", "read"));
+        let all = p("*");
+        assert_eq!((all.resource_type(), all.action()), ("*", "*"));
+        assert_eq!(all, p("*:*"));
+        assert!(read.same(&p("model:read")) && !read.same(&p("model:write")));
+        // Ordered by type, then action, as a pair of halves is: not by the text, where `-`
+        // sorts before `:`.
+        let mut sorted = [p("model-x:read"), p("model:write"), p("model:read")];
+        sorted.sort();
+        let sorted: Vec<String> = sorted.iter().map(ToString::to_string).collect();
+        assert_eq!(sorted, ["model:read", "model:write", "model-x:read"]);
+        let longest = format!("{}:{}", "t".repeat(64), "a".repeat(64));
+        assert_eq!(p(&longest).action(), "a".repeat(64));
     }
 
     #[test]
