@@ -243,7 +243,11 @@ impl<'a> Fast<'a> {
     }
 
     /// The bindings on one node of the chain: those of `list` that are on `node`.
-    fn bindings<const I: usize>(&mut self, list: &[HashedBinding], node: NodeView<'_>) -> bool {
+    fn bindings<'l, const I: usize>(
+        &mut self,
+        list: impl IntoIterator<Item = &'l HashedBinding>,
+        node: NodeView<'_>,
+    ) -> bool {
         for entry in list {
             let b = entry.binding();
             // A plain binding's role is asked first, by the slot kept beside it: a binding whose
@@ -304,7 +308,7 @@ impl<'a> Fast<'a> {
         }
         // A node of another organization never shares the view, so a resource binding of
         // another organization does not count here.
-        self.bindings::<I>(nb.on(self.hashes[I]), node)
+        self.bindings::<I>(nb.walk_on(self.hashes[I]), node)
     }
 }
 

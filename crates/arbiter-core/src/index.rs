@@ -303,15 +303,31 @@ impl NodeBindings {
     /// The bindings on the node that hashes to `hash` ([`node_hash`]); the caller compares the
     /// node, as another node may share the hash.
     pub fn on(&self, hash: u64) -> &[HashedBinding] {
-        let hash = hash as u32;
-        let list = self.entries();
-        let from = list.partition_point(|e| e.node_hash < hash);
-        let rest = &list[from..];
+        let rest = self.from(hash);
         let len = rest
             .iter()
-            .position(|e| e.node_hash != hash)
+            .position(|e| e.node_hash != hash as u32)
             .unwrap_or(rest.len());
         &rest[..len]
+    }
+
+    /// [`NodeBindings::on`] as the check path walks it: the bindings from the first on the node
+    /// that hashes to `hash`, up to the first on another. One loop, where finding the end of the
+    /// run first and then walking it was two, each ending where the processor cannot foresee.
+    #[inline]
+    pub fn walk_on(&self, hash: u64) -> impl Iterator<Item = &HashedBinding> {
+        let hash = hash as u32;
+        self.from(u64::from(hash))
+            .iter()
+            .take_while(move |e| e.node_hash == hash)
+    }
+
+    /// The bindings from the first whose node hashes to `hash` or above (by the 32 bits kept).
+    #[inline]
+    fn from(&self, hash: u64) -> &[HashedBinding] {
+        let hash = hash as u32;
+        let list = self.entries();
+        &list[list.partition_point(|e| e.node_hash < hash)..]
     }
 }
 
@@ -1702,6 +1718,41 @@ mod tests {
         assert_ne!(nb.kinds() & node_kind(NodeView::Organization("o")), 0);
         assert!(nb.on(hash).is_empty());
         assert!(nb.changed(&[on_org], Vec::new()).is_empty());
+    }
+
+    /// The check path's walk of the bindings on a node finds what [`NodeBindings::on`] finds:
+    /// a whole run of bindings on one node, and nothing of the nodes beside it.
+    #[test]
+    fn walking_a_nodes_bindings_finds_its_run_and_no_more() {
+        let mut names = Names::default();
+        let compiled = [
+            ("b1", Node::Project("p1".to_owned())),
+            ("b2", Node::Project("p2".to_owned())),
+            ("b3", Node::Project("p1".to_owned())),
+            ("b4", Node::Organization("o".to_owned())),
+            ("b5", Node::Project("p1".to_owned())),
+        ]
+        .into_iter()
+        .map(|(id, node)| {
+            let subject = SubjectRef::User("u".to_owned());
+            let binding = role_binding(id.to_owned(), subject, node);
+            Arc::new(CompiledBinding::new(binding, &mut names, 0))
+        })
+        .collect();
+        let nb = NodeBindings::default().changed(&[], compiled);
+        for (node, expected) in [
+            (NodeView::Project("p1"), vec!["b1", "b3", "b5"]),
+            (NodeView::Project("p2"), vec!["b2"]),
+            (NodeView::Organization("o"), vec!["b4"]),
+            (NodeView::Project("p3"), vec![]),
+            (NodeView::Space("p1"), vec![]),
+        ] {
+            let hash = node_hash(node);
+            let walked: Vec<&str> = nb.walk_on(hash).map(|e| e.binding().id()).collect();
+            let found: Vec<&str> = nb.on(hash).iter().map(|e| e.binding().id()).collect();
+            assert_eq!(walked, expected, "{node:?}");
+            assert_eq!(found, expected, "{node:?}");
+        }
     }
 
     #[test]
