@@ -13,17 +13,21 @@ use crate::error::CoreError;
 /// The wildcard that stands for any type or any action.
 pub const WILDCARD: &str = "*";
 
+/// The longest a half may be, in bytes: the colon's place is then kept in a byte.
+const MAX_HALF: usize = 64;
+const _: () = assert!(MAX_HALF <= u8::MAX as usize);
+
 /// A permission or a permission pattern such as `model:*`.
 ///
 /// Both halves are kept as `type:action` in one reference-counted allocation: parsing a
 /// permission allocates once, cloning one costs a counter increment, and a check reads both
 /// halves from one place. The hashes the roles' tables and filters find it by are computed when
-/// it is parsed, not on every check: a permission parsed once (a gateway route's, a role's, a
-/// batch's) is then asked without hashing it again.
+/// it is parsed, not on every check: a permission parsed once and asked often (a gateway
+/// route's) is hashed once.
 #[derive(Clone)]
 pub struct Permission {
     text: Arc<str>,
-    /// Where the colon is in `text`: a half is at most 64 bytes.
+    /// Where the colon is in `text` (a half is at most [`MAX_HALF`] bytes).
     colon: u8,
     /// Neither half is `*`.
     concrete: bool,
@@ -53,9 +57,7 @@ impl Permission {
         }
         let type_hash = name_hash(resource_type, process_seed());
         Ok(Self {
-            // The text as given: one allocation.
             text: Arc::from(text),
-            // A valid half is at most 64 bytes.
             colon: resource_type.len() as u8,
             concrete: resource_type != WILDCARD && action != WILDCARD,
             type_hash,
@@ -156,7 +158,7 @@ fn half_covers(held: &str, wanted: &str) -> bool {
 fn valid_half(half: &str) -> bool {
     half == WILDCARD
         || (!half.is_empty()
-            && half.len() <= 64
+            && half.len() <= MAX_HALF
             && half
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'))
@@ -196,6 +198,8 @@ impl<'de> Deserialize<'de> for Permission {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn p(text: &str) -> Permission {
@@ -226,6 +230,59 @@ mod tests {
         assert_eq!(sorted, ["model:read", "model:write", "model-x:read"]);
         let longest = format!("{}:{}", "t".repeat(64), "a".repeat(64));
         assert_eq!(p(&longest).action(), "a".repeat(64));
+    }
+
+    /// Every byte of a name moves its hash, at every length a half may have (to 64 bytes, past
+    /// the 16 that foldhash reads as two words): a name changed in any one byte hashes
+    /// differently, as does the name one byte shorter and the name under another seed.
+    #[test]
+    fn a_names_hash_reads_every_byte() {
+        let name: String = ('a'..='z').cycle().take(MAX_HALF).collect();
+        for n in 0..=name.len() {
+            let base = &name[..n];
+            let hash = name_hash(base, 7);
+            if n > 0 {
+                assert_ne!(
+                    hash,
+                    name_hash(&name[..n - 1], 7),
+                    "{base} and one byte less"
+                );
+            }
+            for at in 0..n {
+                let mut changed = base.as_bytes().to_vec();
+                changed[at] ^= 0x20;
+                let changed = String::from_utf8(changed).unwrap();
+                assert_ne!(hash, name_hash(&changed, 7), "{base}: byte {at}");
+            }
+            assert_ne!(hash, name_hash(base, 8), "{base}: the seed");
+        }
+    }
+
+    fn half() -> impl Strategy<Value = String> {
+        prop_oneof![Just(WILDCARD.to_owned()), "[a-z0-9_-]{1,8}"]
+    }
+
+    proptest! {
+        /// Two permissions are equal exactly when their halves are, hash alike when equal,
+        /// are ordered as the pairs of their halves, and come back the same through their text.
+        #[test]
+        fn order_equality_and_text_follow_the_halves(
+            a in (half(), half()),
+            b in (half(), half()),
+        ) {
+            let (pa, pb) = (p(&format!("{}:{}", a.0, a.1)), p(&format!("{}:{}", b.0, b.1)));
+            prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+            prop_assert_eq!(pa == pb, a == b);
+            prop_assert_eq!(pa.same(&pb), a == b);
+            if a == b {
+                let hash = |x: &Permission| crate::cowmap::hash_key(x);
+                prop_assert_eq!(hash(&pa), hash(&pb));
+                prop_assert_eq!((pa.type_hash(), pa.hash()), (pb.type_hash(), pb.hash()));
+            }
+            prop_assert_eq!((pa.resource_type(), pa.action()), (a.0.as_str(), a.1.as_str()));
+            let json = serde_json::to_string(&pa).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Permission>(&json).unwrap(), pa);
+        }
     }
 
     #[test]
