@@ -101,6 +101,11 @@ pub struct CompiledBinding {
     /// Where the index keeps the binding's role ([`crate::index::RoleSlots`]), so that the check
     /// path finds it without a lookup of its id.
     pub role_slot: u32,
+    /// The number the index gives the binding's node within its organization
+    /// ([`crate::index::NodeNumbers`]): what the check path finds the binding by, so that it
+    /// knows the binding is on the node asked for without reading the node's ids. (Beside the
+    /// slot, in what was padding.)
+    pub node_number: u32,
     node: BoundNode,
     role_id: Name,
     organization_id: Option<Name>,
@@ -120,8 +125,9 @@ impl Keyed for Arc<CompiledBinding> {
 
 impl CompiledBinding {
     /// Compiles a stored binding, interning its ids in `names`; [`CompiledBinding::release`]
-    /// gives them back when the binding leaves the index.
-    pub fn new(binding: RoleBinding, names: &mut Names, role_slot: u32) -> Self {
+    /// gives them back when the binding leaves the index. The index gives the binding its role's
+    /// slot and its node's number.
+    pub fn new(binding: RoleBinding, names: &mut Names, role_slot: u32, node_number: u32) -> Self {
         let subject = match &binding.subject {
             SubjectRef::User(id) => BoundSubject::User(names.intern(id)),
             SubjectRef::Group(id) => BoundSubject::Group(names.intern(id)),
@@ -140,6 +146,7 @@ impl CompiledBinding {
         };
         Self {
             role_slot,
+            node_number,
             role_id: names.intern(&binding.role_id),
             organization_id: binding.organization_id.as_deref().map(|o| names.intern(o)),
             condition: compile_stored(binding.condition.as_deref()),
@@ -289,7 +296,7 @@ mod tests {
         ];
         let compiled: Vec<CompiledBinding> = stored
             .iter()
-            .map(|b| CompiledBinding::new(b.clone(), &mut names, 0))
+            .map(|b| CompiledBinding::new(b.clone(), &mut names, 0, 0))
             .collect();
         for (b, c) in stored.iter().zip(&compiled) {
             assert_eq!(&c.to_binding(), b);

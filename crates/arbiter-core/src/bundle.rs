@@ -307,7 +307,7 @@ impl Existing for crate::index::Index {
         self.spaces.get(id).map(|s| s.organization_id.clone())
     }
     fn project_organization(&self, id: &str) -> Option<String> {
-        self.projects.get(id).map(|p| p.organization_id.clone())
+        self.project(id).map(|p| p.organization_id.clone())
     }
     fn group_organization(&self, id: &str) -> Option<String> {
         self.groups.get(id).map(|g| g.organization_id.clone())

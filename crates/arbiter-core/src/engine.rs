@@ -154,9 +154,7 @@ pub fn resolve_subject<'i>(
                     .map(|u| user_subject(index, u, now)),
                 ApiKeyKind::Project => {
                     let mut spaces = BTreeSet::new();
-                    if let Some(project) =
-                        key.project_id.as_ref().and_then(|p| index.projects.get(p))
-                    {
+                    if let Some(project) = key.project_id.as_ref().and_then(|p| index.project(p)) {
                         spaces.insert(project.space_id.as_str());
                     }
                     Some(Subject {
@@ -244,8 +242,7 @@ pub fn resolve_target(
         }
         "project"
             if index
-                .projects
-                .get(&query.id)
+                .project(&query.id)
                 .is_some_and(|p| in_org(&p.organization_id)) =>
         {
             project_id = Some(query.id.clone());
@@ -281,7 +278,7 @@ pub fn resolve_target(
     }
     if let Some(project) = project_id
         .as_ref()
-        .and_then(|p| index.projects.get(p))
+        .and_then(|p| index.project(p))
         .filter(|p| in_org(&p.organization_id))
     {
         target.chain.push(Node::Project(project.id.clone()));

@@ -1,7 +1,7 @@
 //! The check path: the same decision as the reference evaluator in [`crate::engine`], made
 //! without allocating. It looks up only the bindings on the resource's ancestors (each
-//! subject's bindings in one array sorted by node), finds a role's entries for the permission
-//! by hash, and resolves the subject and the resource to borrowed views. Whatever it does not
+//! subject's bindings in one array sorted by the number of their node), finds a role's entries
+//! for the permission by hash, and resolves the subject and the resource to borrowed views. Whatever it does not
 //! handle itself (conditions, grant criteria) it leaves to the reference evaluator by answering
 //! `None`.
 
@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use crate::cowmap::{hash_key, same_id};
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
 use crate::index::{
-    node_hash, node_kind, project_node_hash, AskedPermission, CompiledBinding, CompiledEntry,
-    CompiledRole, HashedBinding, Index, NodeBindings, UserRecord,
+    node_kind, AskedPermission, CompiledBinding, CompiledEntry, CompiledRole, HashedBinding, Index,
+    NodeBindings, ProjectRecord, UserRecord, PLATFORM_NUMBER, UNNUMBERED,
 };
 use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
@@ -32,10 +32,8 @@ struct TargetView<'a> {
     organization: Option<&'a str>,
     space: Option<&'a str>,
     project: Option<&'a str>,
-    /// The project's [`node_hash`], from the hash it was looked up by.
-    project_hash: u64,
-    /// The organization's [`node_hash`] when a registered resource has it ready (0 otherwise).
-    organization_hash: u64,
+    /// The project's record, with the numbers of its chain's nodes.
+    project_record: Option<&'a ProjectRecord>,
     /// The resource is a node of its own (not an organization, space or project).
     is_resource: bool,
     owner: Option<&'a str>,
@@ -54,16 +52,15 @@ impl<'a> TargetView<'a> {
             organization: org,
             space: None,
             project: None,
-            project_hash: 0,
-            organization_hash: 0,
+            project_record: None,
             is_resource: false,
             owner: None,
         };
         let Some(org) = org else { return view };
-        // A project of the organization, with its node's hash (from the hash it was found by).
+        // A project of the organization.
         let project_in = |id: &str, hash: u64| {
-            let project = index.projects.find_hashed(hash, |p| same_id(p, id))?;
-            same_id(&project.organization_id, org).then(|| (project, project_node_hash(hash)))
+            let record = index.projects.find_hashed(hash, |p| same_id(p, id))?;
+            same_id(&record.project.organization_id, org).then_some(record)
         };
         // A checked project is looked up once: to choose the arm below, and as the ancestor.
         let mut project = (query.resource_type == "project")
@@ -91,7 +88,6 @@ impl<'a> TargetView<'a> {
                 view.is_resource = true;
                 if let Some(r) = index.registered(org, resource_type, &query.id) {
                     registered = Some(&r.resource);
-                    view.organization_hash = r.organization_node_hash;
                     project_id = r
                         .resource
                         .project_id
@@ -114,10 +110,10 @@ impl<'a> TargetView<'a> {
         if project.is_none() {
             project = project_id.and_then(|(id, hash)| project_in(id, hash));
         }
-        if let Some((project, hash)) = project {
-            view.project = Some(&project.id);
-            view.project_hash = hash;
-            view.space = Some(&project.space_id);
+        if let Some(record) = project {
+            view.project = Some(&record.project.id);
+            view.project_record = Some(record);
+            view.space = Some(&record.project.space_id);
         }
         if view.owner.is_none() {
             // As the reference does: the sent properties overlay the registered ones.
@@ -132,11 +128,12 @@ struct Fast<'a> {
     index: &'a Index,
     who: Who<'a>,
     target: TargetView<'a>,
-    /// The [`node_hash`]es of the nodes of [`TargetView::chain`], each computed when a subject
-    /// first holds bindings on its kind (the project's is known from its lookup); bit `i` of
-    /// `hashed` says `hashes[i]` is.
-    hashes: [u64; CHAIN],
-    hashed: u8,
+    /// The numbers of the nodes of [`TargetView::chain`] ([`crate::index::NodeNumbers`]), each
+    /// looked up when a subject first holds bindings on its kind (the platform's is known, and
+    /// a project keeps its chain's); [`ABSENT`] for a node nothing numbers. Bit `i` of
+    /// `numbered` says `numbers[i]` is known.
+    numbers: [u32; CHAIN],
+    numbered: u8,
     /// The asked permission, prepared for the roles' tables.
     asked: AskedPermission<'a>,
     now: DateTime<Utc>,
@@ -152,16 +149,24 @@ impl<'a> Fast<'a> {
         Fast {
             index,
             who,
-            // The project's hash is known from its lookup, the organization's from a registered
-            // resource.
-            hashes: {
-                let mut hashes = [0; CHAIN];
-                hashes[PROJECT_IN_CHAIN] = target.project_hash;
-                hashes[ORGANIZATION_IN_CHAIN] = target.organization_hash;
-                hashes
+            // A project keeps its chain's numbers (each in its organization, which is the
+            // resource's: `TargetView::resolve` takes no project of another).
+            numbers: {
+                let mut numbers = [ABSENT; CHAIN];
+                numbers[PLATFORM_IN_CHAIN] = PLATFORM_NUMBER;
+                if let Some(record) = target.project_record {
+                    numbers[PROJECT_IN_CHAIN] = record.number;
+                    numbers[SPACE_IN_CHAIN] = record.space_number;
+                    numbers[ORGANIZATION_IN_CHAIN] = record.organization_number;
+                }
+                numbers
             },
-            hashed: (u8::from(target.project.is_some()) << PROJECT_IN_CHAIN)
-                | (u8::from(target.organization_hash != 0) << ORGANIZATION_IN_CHAIN),
+            numbered: (1 << PLATFORM_IN_CHAIN)
+                | if target.project_record.is_some() {
+                    (1 << PROJECT_IN_CHAIN) | (1 << SPACE_IN_CHAIN) | (1 << ORGANIZATION_IN_CHAIN)
+                } else {
+                    0
+                },
             asked: AskedPermission::new(request.permission),
             target,
             now: request.now,
@@ -178,7 +183,7 @@ impl<'a> Fast<'a> {
             Who::ProjectKey(k) => k
                 .project_id
                 .as_deref()
-                .and_then(|p| self.index.projects.get(p))
+                .and_then(|p| self.index.project(p))
                 .is_some_and(|p| p.space_id == space),
         }
     }
@@ -220,54 +225,28 @@ impl<'a> Fast<'a> {
         role.for_each_covering_asked(&self.asked, &mut |e| self.entry(e, binding))
     }
 
-    /// True when `binding`, found by its node's hash, is on `node`, the node at position `I` of
-    /// the chain, and of the resource's organization.
-    #[inline(always)]
-    fn is_on<const I: usize>(&self, binding: &CompiledBinding, node: &NodeView<'_>) -> bool {
-        // Another node may share the hash. The kind compared is the position's, known here:
-        // a comparison of any two nodes jumps by their kind, a jump the processor mispredicts
-        // when the kinds asked alternate.
-        let bound = binding.node();
-        let same = match (I, bound, node) {
-            (PROJECT_IN_CHAIN, NodeView::Project(a), NodeView::Project(b))
-            | (ORGANIZATION_IN_CHAIN, NodeView::Organization(a), NodeView::Organization(b))
-            | (SPACE_IN_CHAIN, NodeView::Space(a), NodeView::Space(b)) => same_id(a, b),
-            (PROJECT_IN_CHAIN | ORGANIZATION_IN_CHAIN | SPACE_IN_CHAIN, _, _) => false,
-            _ => bound.same(node),
-        };
-        same
-            // Another organization's binding never applies here (as in the reference).
-            && binding
-                .organization_id()
-                .is_none_or(|o| self.target.organization.is_some_and(|t| same_id(o, t)))
-    }
-
-    /// The bindings on one node of the chain: those of `list` that are on `node`.
-    fn bindings<'l, const I: usize>(
-        &mut self,
-        list: impl IntoIterator<Item = &'l HashedBinding>,
-        node: NodeView<'_>,
-    ) -> bool {
+    /// The bindings of `list`, all on one node of the chain: true when one allows. They were
+    /// found by the node's number, which names that node in the resource's organization and no
+    /// other ([`crate::index::NodeNumbers`]), so none is read to confirm where it is.
+    fn bindings<'l>(&mut self, list: impl IntoIterator<Item = &'l HashedBinding>) -> bool {
         for entry in list {
-            let b = entry.binding();
-            // A plain binding's role is asked first, by the slot kept beside it: a binding whose
-            // role allows nothing asked (most, on a denied check) is then never read. The
-            // binding is read only to confirm a role that allows.
+            // A plain binding's role alone decides, by the slot kept beside it: the binding is
+            // never read. (A slot holds its id's role while a binding names the id, so the
+            // role is the binding's.)
             if let Some(slot) = entry.plain_role_slot() {
                 if let Some(role) = self.index.role_slots.role(slot) {
-                    if self.role(role, None)
-                        && self.is_on::<I>(b, &node)
-                        && same_id(&role.role.id, b.role_id())
-                    {
+                    debug_assert!(same_id(&role.role.id, entry.binding().role_id()));
+                    if self.role(role, None) {
                         return true;
                     }
                 }
                 continue;
             }
-            if !self.is_on::<I>(b, &node) || !b.is_active(self.now) {
+            let b = entry.binding();
+            if !b.is_active(self.now) {
                 continue;
             }
-            // The id compared too: a slot holds its id's role, and only that.
+            // The id compared too, as the binding is read anyway.
             let role = (self.index.role_slots.role(b.role_slot))
                 .filter(|r| same_id(&r.role.id, b.role_id()));
             if let Some(role) = role {
@@ -285,6 +264,11 @@ impl<'a> Fast<'a> {
     /// through a jump the processor mispredicts about once a check.)
     fn node_bindings(&mut self, nb: &NodeBindings) -> bool {
         let kinds = nb.kinds();
+        if kinds & UNNUMBERED != 0 {
+            // A binding on a number this path does not look for may allow: the reference
+            // decides unless another allows.
+            self.unsupported.set(true);
+        }
         self.bindings_at::<RESOURCE_IN_CHAIN>(nb, kinds)
             || self.bindings_at::<PROJECT_IN_CHAIN>(nb, kinds)
             || self.bindings_at::<SPACE_IN_CHAIN>(nb, kinds)
@@ -299,18 +283,25 @@ impl<'a> Fast<'a> {
         if kinds & (1 << I) == 0 {
             return false;
         }
-        let Some(node) = self.target.chain(I) else {
-            return false;
-        };
-        if self.hashed & (1 << I) == 0 {
-            self.hashes[I] = node_hash(node);
-            self.hashed |= 1 << I;
+        if self.numbered & (1 << I) == 0 {
+            // Not the platform (known from the start): a node of the resource's organization.
+            self.numbers[I] = match (self.target.chain(I), self.target.organization) {
+                (Some(node), Some(org)) => self.index.node_numbers.number(Some(org), node),
+                _ => None,
+            }
+            .unwrap_or(ABSENT);
+            self.numbered |= 1 << I;
         }
-        // A node of another organization never shares the view, so a resource binding of
-        // another organization does not count here.
-        self.bindings::<I>(nb.walk_on(self.hashes[I]), node)
+        // A node nothing numbers has no binding on it. (Nor has a node numbered `ABSENT`, past
+        // the numbers there are: a binding there is marked `UNNUMBERED`.)
+        let number = self.numbers[I];
+        number != ABSENT && self.bindings(nb.walk_on(number))
     }
 }
+
+/// The number of a node of the chain that nothing numbers, or that has none of its own
+/// ([`NodeNumbers::PAST_THE_LAST`](crate::index::NodeNumbers::PAST_THE_LAST)).
+const ABSENT: u32 = crate::index::NodeNumbers::PAST_THE_LAST;
 
 /// How many nodes a binding may be on to apply to a resource (see [`TargetView::chain`]).
 const CHAIN: usize = 5;
@@ -473,92 +464,170 @@ mod tests {
     use super::*;
     use crate::catalog::Catalog;
     use crate::model::{Membership, MembershipStatus, Node, Object, Op, RoleBinding, SubjectRef};
-    use crate::workload::{generate, WorkloadCheck, ORG};
+    use crate::workload::{generate, ORG};
 
-    /// A binding found by its node's hash is confirmed by its node before it allows anything:
-    /// offered for another node (as a collision of the 32 bits of hash kept would offer it), it
-    /// allows nothing, whether plain (its role asked first) or not (read first).
-    #[test]
-    fn a_binding_found_by_its_hash_allows_only_on_its_own_node() {
-        let workload = generate(0, 0, 7);
-        let now = Utc::now();
-        let mut ops = workload.ops();
-        for (user, expires_at) in [
-            ("plain", None),
-            ("expiring", Some(DateTime::<Utc>::MAX_UTC)),
-        ] {
-            ops.push(Op::Put {
+    /// The user `u`, a member of `organization`.
+    fn member(organization: &str, now: DateTime<Utc>) -> [Op; 2] {
+        [
+            Op::Put {
                 object: Object::User(User {
-                    id: user.to_owned(),
-                    email: format!("{user}@x.test"),
+                    id: "u".to_owned(),
+                    email: "u@x.test".to_owned(),
                     name: None,
                     external_ids: Vec::new(),
                     properties: Default::default(),
                     created_at: now,
                     updated_at: now,
                 }),
-            });
-            ops.push(Op::Put {
+            },
+            Op::Put {
                 object: Object::Membership(Membership {
-                    organization_id: ORG.to_owned(),
-                    user_id: user.to_owned(),
+                    organization_id: organization.to_owned(),
+                    user_id: "u".to_owned(),
                     status: MembershipStatus::Active,
                     created_at: now,
                 }),
-            });
-            ops.push(Op::Put {
-                object: Object::RoleBinding(RoleBinding {
-                    id: format!("b-{user}"),
-                    role_id: "r0".to_owned(),
-                    subject: SubjectRef::User(user.to_owned()),
-                    node: Node::Project("p1".to_owned()),
-                    organization_id: Some(ORG.to_owned()),
-                    condition: None,
-                    expires_at,
-                    created_at: now,
-                    updated_at: now,
-                }),
-            });
+            },
+        ]
+    }
+
+    /// `u`'s binding of role r0 on project p1, made in `organization`.
+    fn binding_on_p1(id: &str, organization: Option<&str>, now: DateTime<Utc>) -> Op {
+        Op::Put {
+            object: Object::RoleBinding(RoleBinding {
+                id: id.to_owned(),
+                role_id: "r0".to_owned(),
+                subject: SubjectRef::User("u".to_owned()),
+                node: Node::Project("p1".to_owned()),
+                organization_id: organization.map(str::to_owned),
+                condition: None,
+                expires_at: None,
+                created_at: now,
+                updated_at: now,
+            }),
         }
+    }
+
+    /// The fast path's answer and the reference evaluator's.
+    fn both(index: &Index, request: &CheckRequest<'_>) -> (Option<bool>, bool) {
+        let reference = crate::engine::check(
+            index,
+            &CheckRequest {
+                explain: true,
+                ..*request
+            },
+        );
+        (check_fast(index, request), reference.allowed)
+    }
+
+    /// A binding is found by the number of its node in its own organization. A project deleted
+    /// and made again in another organization is another node there: a binding made on it in
+    /// the first allows nothing in the second, as in the reference. A binding of no
+    /// organization on a project (the API makes none; the store is not trusted) is on no
+    /// number the check path looks for, so the reference decides what it would deny.
+    #[test]
+    fn a_binding_allows_only_on_its_node_in_its_organization() {
+        let workload = generate(0, 0, 7);
+        let now = Utc::now();
+        let mut ops = workload.ops();
+        ops.extend(member(ORG, now));
+        ops.push(binding_on_p1("b-org", Some(ORG), now));
         let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
         let mut index = Index::new(catalog);
         index.apply(1, &ops);
-        for user in ["plain", "expiring"] {
-            // A check of the workload's kind: a permission of r0 on the model of p1.
-            let check = WorkloadCheck {
-                user: 0,
-                user_id: user.to_owned(),
-                permission: workload.role_permissions[0][0].clone(),
-                project: 1,
-                model_id: "m1".to_owned(),
-                expected: true,
-            };
-            let queries = check.queries();
-            let request = check.request(&queries, now);
-            assert_eq!(check_fast(&index, &request), Some(true), "{user} on m1");
-            let record = index
-                .users
-                .record(user)
-                .unwrap_or_else(|| panic!("{user}'s record"));
-            let who = user_of(record).unwrap_or_else(|| panic!("{user} is a user"));
-            let mut fast = Fast::new(&index, who, &request);
-            let found = record.bindings.on(node_hash(NodeView::Project("p1")));
-            assert_eq!(found.len(), 1, "{user}");
-            assert_eq!(
-                found
-                    .first()
-                    .and_then(HashedBinding::plain_role_slot)
-                    .is_some(),
-                user == "plain"
-            );
-            assert!(
-                fast.bindings::<PROJECT_IN_CHAIN>(found, NodeView::Project("p1")),
-                "{user} on p1"
-            );
-            assert!(
-                !fast.bindings::<PROJECT_IN_CHAIN>(found, NodeView::Project("p2")),
-                "{user}'s binding on p1 offered for p2"
-            );
-        }
+        let permission = workload.role_permissions[0][0].clone();
+        let subject = SubjectQuery::User("u".to_owned());
+        let model = |id: &str| crate::engine::ResourceQuery {
+            resource_type: "model".to_owned(),
+            id: id.to_owned(),
+            properties: Default::default(),
+        };
+        let request = |organization, resource| CheckRequest {
+            organization_id: Some(organization),
+            subject: &subject,
+            subject_properties: None,
+            permission: &permission,
+            resource,
+            action_properties: None,
+            context: None,
+            now,
+            explain: false,
+        };
+        let (m1, m_other) = (model("m1"), model("m-other"));
+        assert_eq!(both(&index, &request(ORG, &m1)), (Some(true), true));
+
+        // p1 goes, and comes back in another organization, with a model of its own there.
+        let other = "other-org";
+        let mut moved = vec![
+            Op::Delete {
+                key: crate::model::ObjectKey {
+                    kind: crate::model::ObjectKind::Project,
+                    id: "p1".to_owned(),
+                },
+            },
+            Op::Put {
+                object: Object::Organization(crate::model::Organization {
+                    id: other.to_owned(),
+                    name: other.to_owned(),
+                    created_at: now,
+                    updated_at: now,
+                }),
+            },
+            Op::Put {
+                object: Object::Space(crate::model::Space {
+                    id: "s-other".to_owned(),
+                    organization_id: other.to_owned(),
+                    name: "s-other".to_owned(),
+                    description: String::new(),
+                    created_at: now,
+                    updated_at: now,
+                }),
+            },
+            Op::Put {
+                object: Object::Project(crate::model::Project {
+                    id: "p1".to_owned(),
+                    organization_id: other.to_owned(),
+                    space_id: "s-other".to_owned(),
+                    name: "p1".to_owned(),
+                    description: String::new(),
+                    created_at: now,
+                    updated_at: now,
+                }),
+            },
+            Op::Put {
+                object: Object::Resource(Resource {
+                    organization_id: other.to_owned(),
+                    resource_type: "model".to_owned(),
+                    id: "m-other".to_owned(),
+                    project_id: Some("p1".to_owned()),
+                    owner_id: None,
+                    properties: Default::default(),
+                    created_at: now,
+                    updated_at: now,
+                }),
+            },
+        ];
+        moved.extend(member(other, now).into_iter().skip(1));
+        index.apply(2, &moved);
+        assert_eq!(
+            both(&index, &request(other, &m_other)),
+            (Some(false), false)
+        );
+        assert_eq!(
+            both(&index, &request(ORG, &m1)),
+            (Some(false), false),
+            "m1's project is no longer its organization's"
+        );
+        let numbers = &index.node_numbers;
+        let (p1_in_org, p1_in_other) = (
+            numbers.number(Some(ORG), NodeView::Project("p1")),
+            numbers.number(Some(other), NodeView::Project("p1")),
+        );
+        assert!(p1_in_org.is_some() && p1_in_other.is_some() && p1_in_org != p1_in_other);
+
+        // A binding of no organization on p1: the reference applies it wherever p1 is.
+        index.apply(3, &[binding_on_p1("b-none", None, now)]);
+        assert_eq!(both(&index, &request(other, &m_other)), (None, true));
+        assert!(crate::engine::check(&index, &request(other, &m_other)).allowed);
     }
 }

@@ -192,13 +192,14 @@ impl CompiledRole {
     }
 }
 
-/// A binding as [`NodeBindings`] keeps it: with its node's hash, to be searched by, and with what
-/// the check path needs to ask its role without reading the binding itself, in 16 bytes.
+/// A binding as [`NodeBindings`] keeps it: with its node's number, to be searched by, and with
+/// what the check path needs to ask its role without reading the binding itself, in 16 bytes.
 #[derive(Clone, Debug)]
 pub struct HashedBinding {
-    /// The low 32 bits of the [`node_hash`] of the binding's node. Not the whole hash: the caller
-    /// compares the node anyway, and the entry then fits where a 64-bit hash and the pointer did.
-    node_hash: u32,
+    /// The number of the binding's node in its organization ([`NodeNumbers`]). A number names
+    /// one (organization, node) and nothing else, so a binding found by it is on the node asked
+    /// for: the check path does not read the binding to confirm it.
+    node_number: u32,
     /// The binding's role slot, with [`PLAIN`] set when the binding has neither condition nor
     /// expiry: then the role alone says whether it allows what is asked.
     slot_and_plain: u32,
@@ -215,14 +216,14 @@ impl HashedBinding {
             && binding.expires_at.is_none()
             && binding.role_slot & PLAIN == 0;
         Self {
-            node_hash: node_hash(binding.node()) as u32,
+            node_number: binding.node_number,
             slot_and_plain: if plain { binding.role_slot | PLAIN } else { 0 },
             binding,
         }
     }
 
     /// The binding's role slot when the binding is plain: no condition, no expiry, so that
-    /// its role alone decides what it allows (once the caller has compared its node).
+    /// its role alone decides what it allows.
     #[inline]
     pub fn plain_role_slot(&self) -> Option<u32> {
         (self.slot_and_plain & PLAIN != 0).then_some(self.slot_and_plain & !PLAIN)
@@ -233,9 +234,10 @@ impl HashedBinding {
     }
 }
 
-/// One subject's bindings, sorted by the hash of the node each is on: the check path finds the
-/// bindings on each ancestor of the resource by a binary search of one contiguous array. (A map
-/// per kind of node, keyed by the node's id, cost more memory than the bindings themselves.)
+/// One subject's bindings, sorted by the number of the node each is on ([`NodeNumbers`]): the
+/// check path finds the bindings on each ancestor of the resource by a binary search of one
+/// contiguous array. (A map per kind of node, keyed by the node's id, cost more memory than the
+/// bindings themselves.)
 ///
 /// The array is shared and never changed: a write makes the subject a new one
 /// ([`NodeBindings::changed`]), so that copying a user's record (a write copies the shard of the
@@ -245,8 +247,9 @@ pub struct NodeBindings {
     /// `None` when the subject has no binding: most records of the index hold none.
     by_node: Option<Arc<[HashedBinding]>>,
     /// The kinds of node the bindings are on ([`node_kind`] bits), so that the check path
-    /// neither hashes nor searches for a node of a kind the subject holds nothing on (most
-    /// subjects' bindings are on one or two kinds).
+    /// neither looks up nor searches for a node of a kind the subject holds nothing on (most
+    /// subjects' bindings are on one or two kinds); with [`UNNUMBERED`] when a binding's
+    /// organization is not its node's kind's ([`NodeNumbers::numbers_exactly`]).
     kinds: u8,
 }
 
@@ -271,11 +274,14 @@ impl NodeBindings {
                 .map(HashedBinding::new),
         );
         // Stable: the bindings already there, then the added ones, in order.
-        list.sort_by_key(|e| e.node_hash);
+        list.sort_by_key(|e| e.node_number);
         Self {
-            kinds: list
-                .iter()
-                .fold(0, |kinds, e| kinds | node_kind(e.binding.node())),
+            kinds: list.iter().fold(0, |kinds, e| {
+                let b = &e.binding;
+                let exact = NodeNumbers::numbers_exactly(b.organization_id(), b.node())
+                    && b.node_number != NodeNumbers::PAST_THE_LAST;
+                kinds | node_kind(b.node()) | if exact { 0 } else { UNNUMBERED }
+            }),
             by_node: (!list.is_empty()).then(|| Arc::from(list)),
         }
     }
@@ -285,7 +291,7 @@ impl NodeBindings {
         self.by_node.as_deref().unwrap_or_default()
     }
 
-    /// The kinds of node the bindings are on: [`node_kind`] bits.
+    /// The kinds of node the bindings are on: [`node_kind`] bits, and [`UNNUMBERED`].
     pub fn kinds(&self) -> u8 {
         self.kinds
     }
@@ -299,37 +305,36 @@ impl NodeBindings {
     /// path to start the memory reads a search will need while it does other work.
     pub fn first_probe(&self) -> u32 {
         let list = self.entries();
-        list.get(list.len() / 2).map_or(0, |e| e.node_hash)
+        list.get(list.len() / 2).map_or(0, |e| e.node_number)
     }
 
     /// What [`NodeBindings::walk_on`] walks, as a slice (for tests).
     #[cfg(test)]
-    pub fn on(&self, hash: u64) -> &[HashedBinding] {
-        let rest = self.from(hash as u32);
+    pub fn on(&self, number: u32) -> &[HashedBinding] {
+        let rest = self.from(number);
         let len = rest
             .iter()
-            .position(|e| e.node_hash != hash as u32)
+            .position(|e| e.node_number != number)
             .unwrap_or(rest.len());
         &rest[..len]
     }
 
-    /// The bindings on the node that hashes to `hash` ([`node_hash`]), as the check path walks
-    /// them: from the first on that node up to the first on another (the caller compares the
-    /// node, as another node may share the hash). One loop, where finding the end of the run
-    /// first and then walking it was two, each ending where the processor cannot foresee.
+    /// The bindings on the node numbered `number` ([`NodeNumbers`]), as the check path walks
+    /// them: from the first on that node up to the first on another. One loop, where finding the
+    /// end of the run first and then walking it was two, each ending where the processor cannot
+    /// foresee.
     #[inline]
-    pub fn walk_on(&self, hash: u64) -> impl Iterator<Item = &HashedBinding> {
-        let hash = hash as u32;
-        self.from(hash)
+    pub fn walk_on(&self, number: u32) -> impl Iterator<Item = &HashedBinding> {
+        self.from(number)
             .iter()
-            .take_while(move |e| e.node_hash == hash)
+            .take_while(move |e| e.node_number == number)
     }
 
-    /// The bindings from the first whose node's hash (the 32 bits kept) is `hash` or above.
+    /// The bindings from the first whose node's number is `number` or above.
     #[inline]
-    fn from(&self, hash: u32) -> &[HashedBinding] {
+    fn from(&self, number: u32) -> &[HashedBinding] {
         let list = self.entries();
-        &list[list.partition_point(|e| e.node_hash < hash)..]
+        &list[list.partition_point(|e| e.node_number < number)..]
     }
 }
 
@@ -503,34 +508,150 @@ impl Users {
     }
 }
 
-/// The hash [`NodeBindings`] sorts a node by: its id's [`hash_key`], told apart by kind, so
-/// that the check path reuses the hash it looked the resource's project up by.
-pub fn node_hash(node: NodeView<'_>) -> u64 {
-    match node {
-        NodeView::Platform => KIND_SALTS[0],
-        NodeView::Organization(id) => hash_key(id) ^ KIND_SALTS[1],
-        NodeView::Space(id) => hash_key(id) ^ KIND_SALTS[2],
-        NodeView::Project(id) => project_node_hash(hash_key(id)),
-        NodeView::Resource(org, resource_type, id) => {
-            hash_key(&(org, resource_type, id)) ^ KIND_SALTS[4]
-        }
+/// A node as a binding names it: with the organization the binding belongs to. Two bindings
+/// on one node of two organizations (a project deleted and made again in another organization
+/// while a binding on it stays) are on two keys, so that a number found says both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeKey {
+    organization: Option<Id>,
+    node: crate::model::Node,
+}
+
+impl std::hash::Hash for NodeKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As the check path hashes the borrowed form ([`NodeNumbers::number`]).
+        (self.organization.as_deref(), self.node.view()).hash(state)
     }
 }
 
-/// The [`node_hash`] of the project whose id's [`hash_key`] is `id_hash`.
-pub fn project_node_hash(id_hash: u64) -> u64 {
-    id_hash ^ KIND_SALTS[3]
+/// The numbers of the nodes the index knows, each within an organization: every (organization,
+/// node) that a binding or a project names holds a number while any does, and a binding carries
+/// its node's ([`CompiledBinding::node_number`]), so that a subject's bindings are sorted and
+/// searched by number. A project keeps the numbers of its own node, its space and its
+/// organization ([`ProjectRecord`]): a check of a resource in a project finds every node of its
+/// chain's number there, without hashing an id. Like [`RoleSlots`], counted: a number goes when
+/// the last of what names it does, and is given again to another node.
+#[derive(Clone, Debug)]
+pub struct NodeNumbers {
+    /// Each (organization, node) named, with its number and how many name it.
+    numbers: CowMap<NodeKey, (u32, usize)>,
+    /// Numbers given back, for reuse: the numbers stay as few as the nodes named.
+    free: Arc<Vec<u32>>,
 }
 
-/// Arbitrary distinct constants, one per kind of node: a project and a space of the same id hash
-/// apart.
-const KIND_SALTS: [u64; 5] = [
-    0x243f_6a88_85a3_08d3,
-    0x1319_8a2e_0370_7345,
-    0xa409_3822_299f_31d1,
-    0x082e_fa98_ec4e_6c89,
-    0x4528_21e6_38d0_1377,
-];
+/// The number of the platform (of no organization), named from the start and never given back.
+pub const PLATFORM_NUMBER: u32 = 0;
+
+/// The bit of [`NodeBindings::kinds`] that says a binding's organization is not its node's kind's
+/// (an organization on a platform binding, none on another), or that its node's number is
+/// [`NodeNumbers::PAST_THE_LAST`]: such a binding is on a number the check path does not look
+/// for, and the reference evaluator decides a check it could deny.
+pub const UNNUMBERED: u8 = 1 << 7;
+
+impl Default for NodeNumbers {
+    fn default() -> Self {
+        let mut numbers = Self {
+            numbers: CowMap::default(),
+            free: Arc::default(),
+        };
+        let platform = numbers.take(None, NodeView::Platform);
+        debug_assert_eq!(platform, PLATFORM_NUMBER);
+        numbers
+    }
+}
+
+impl NodeNumbers {
+    /// The number every node gets once four billion hold one: the check path never searches
+    /// for it, and a binding on it is marked [`UNNUMBERED`].
+    pub const PAST_THE_LAST: u32 = u32::MAX;
+
+    /// The number of `node` in `organization`, if anything names it: when nothing does, no
+    /// binding is on it.
+    #[inline]
+    pub fn number(&self, organization: Option<&str>, node: NodeView<'_>) -> Option<u32> {
+        self.numbers
+            .find_hashed(hash_key(&(organization, node)), |k| {
+                k.organization.as_deref() == organization && k.node.view().same(&node)
+            })
+            .map(|(number, _)| *number)
+    }
+
+    /// True when a binding of `organization` on `node` is on the number the check path looks
+    /// for: the platform's with no organization, any other node's with one. The index and the
+    /// API make no other, but the store is not trusted to.
+    pub fn numbers_exactly(organization: Option<&str>, node: NodeView<'_>) -> bool {
+        organization.is_none() == matches!(node, NodeView::Platform)
+    }
+
+    /// The number of `node` in `organization`, counting one more use of it.
+    fn take(&mut self, organization: Option<&str>, node: NodeView<'_>) -> u32 {
+        let key = NodeKey {
+            organization: organization.map(str::to_owned),
+            node: node.to_node(),
+        };
+        if let Some((number, uses)) = self.numbers.get_mut(&key) {
+            *uses += 1;
+            return *number;
+        }
+        let number = match Arc::make_mut(&mut self.free).pop() {
+            Some(number) => number,
+            None => u32::try_from(self.numbers.len()).unwrap_or(Self::PAST_THE_LAST),
+        };
+        self.numbers.insert(key, (number, 1));
+        number
+    }
+
+    /// Counts one use of `node` in `organization` fewer, and frees its number after its last.
+    fn give_back(&mut self, organization: Option<&str>, node: NodeView<'_>) {
+        let key = NodeKey {
+            organization: organization.map(str::to_owned),
+            node: node.to_node(),
+        };
+        let Some((number, uses)) = self.numbers.get_mut(&key) else {
+            return;
+        };
+        *uses -= 1;
+        if *uses == 0 {
+            let number = *number;
+            self.numbers.remove(&key);
+            Arc::make_mut(&mut self.free).push(number);
+        }
+    }
+
+    /// How many nodes hold a number.
+    pub fn len(&self) -> usize {
+        self.numbers.len()
+    }
+
+    /// True when only the platform holds one.
+    pub fn is_empty(&self) -> bool {
+        self.numbers.len() <= 1
+    }
+}
+
+/// A project as the index keeps it: with the numbers of the nodes of its chain
+/// ([`NodeNumbers`]), each in the project's organization.
+#[derive(Clone, Debug)]
+pub struct ProjectRecord {
+    pub project: Arc<Project>,
+    /// The project's own node's number.
+    pub number: u32,
+    /// Its space's.
+    pub space_number: u32,
+    /// Its organization's.
+    pub organization_number: u32,
+}
+
+impl ProjectRecord {
+    /// The nodes of a project's chain whose numbers it keeps, in its organization.
+    fn nodes(project: &Project) -> [NodeView<'_>; 3] {
+        [
+            NodeView::Project(&project.id),
+            NodeView::Space(&project.space_id),
+            NodeView::Organization(&project.organization_id),
+        ]
+    }
+}
 
 /// A node's kind, as one bit of [`NodeBindings`]' kinds.
 pub const fn node_kind(node: NodeView<'_>) -> u8 {
@@ -644,9 +765,6 @@ pub struct RegisteredResource {
     /// The [`hash_key`] of its project's id (0 when it has none), so that the check path looks
     /// the project up without hashing its id.
     pub project_hash: u64,
-    /// The [`node_hash`] of its organization, so that the check path finds the bindings on the
-    /// organization without hashing its id.
-    pub organization_node_hash: u64,
 }
 
 /// The snapshot. Fields are public for reading; only [`Index::apply`] changes them, on a clone.
@@ -668,7 +786,7 @@ pub struct Index {
     pub space_members: CowMap<Id, MemberSet>,
     /// `space/user` → membership record.
     pub space_memberships: CowMap<String, Arc<SpaceMember>>,
-    pub projects: CowMap<Id, Arc<Project>>,
+    pub projects: CowMap<Id, ProjectRecord>,
     pub groups: CowMap<Id, Arc<Group>>,
     pub group_members: CowMap<Id, MemberSet>,
     /// `group/user` → membership record.
@@ -688,6 +806,8 @@ pub struct Index {
     pub roles: CowMap<Id, Arc<CompiledRole>>,
     /// The same roles by slot, for the check path.
     pub role_slots: RoleSlots,
+    /// The numbers of the nodes bindings and projects name, for the check path.
+    pub node_numbers: NodeNumbers,
     pub bindings: CowSet<Arc<CompiledBinding>>,
     /// The ids the bindings repeat, interned.
     names: Names,
@@ -768,6 +888,7 @@ impl Index {
             declarations: CowMap::default(),
             roles,
             role_slots,
+            node_numbers: NodeNumbers::default(),
             bindings: CowSet::default(),
             names: Names::default(),
             group_node_bindings: CowMap::default(),
@@ -821,6 +942,11 @@ impl Index {
         }
         self.settle();
         self.revision = revision;
+    }
+
+    /// A project by id.
+    pub fn project(&self, id: &str) -> Option<&Arc<Project>> {
+        self.projects.get(id).map(|record| &record.project)
     }
 
     /// A user by id, email (any case) or external id, in that order.
@@ -949,7 +1075,15 @@ impl Index {
                     .insert(pair_key(&m.space_id, &m.user_id), Arc::new(m));
             }
             Object::Project(p) => {
-                self.projects.insert(p.id.clone(), Arc::new(p));
+                let [number, space_number, organization_number] = ProjectRecord::nodes(&p)
+                    .map(|node| self.node_numbers.take(Some(&p.organization_id), node));
+                let record = ProjectRecord {
+                    project: Arc::new(p),
+                    number,
+                    space_number,
+                    organization_number,
+                };
+                self.projects.insert(record.project.id.clone(), record);
             }
             Object::Group(g) => {
                 self.groups.insert(g.id.clone(), Arc::new(g));
@@ -975,7 +1109,15 @@ impl Index {
                 let subject = b.subject.clone();
                 let node = b.node.clone();
                 let role_slot = self.role_slots.take(&b.role_id);
-                let compiled = Arc::new(CompiledBinding::new(b, &mut self.names, role_slot));
+                let node_number = self
+                    .node_numbers
+                    .take(b.organization_id.as_deref(), node.view());
+                let compiled = Arc::new(CompiledBinding::new(
+                    b,
+                    &mut self.names,
+                    role_slot,
+                    node_number,
+                ));
                 self.bindings_by_node
                     .entry_or_default(node)
                     .push(compiled.clone());
@@ -991,9 +1133,6 @@ impl Index {
                     .entry_or_default(r.id.clone())
                     .push(RegisteredResource {
                         project_hash: r.project_id.as_deref().map_or(0, hash_key),
-                        organization_node_hash: node_hash(NodeView::Organization(
-                            &r.organization_id,
-                        )),
                         resource: r.clone(),
                     });
                 self.resource_ids_by_type
@@ -1056,7 +1195,12 @@ impl Index {
                 }
             }
             ObjectKind::Project => {
-                self.projects.remove(id);
+                if let Some(record) = self.projects.remove(id) {
+                    let p = &record.project;
+                    for node in ProjectRecord::nodes(p) {
+                        self.node_numbers.give_back(Some(&p.organization_id), node);
+                    }
+                }
             }
             ObjectKind::Group => {
                 self.groups.remove(id);
@@ -1093,6 +1237,7 @@ impl Index {
                     }
                     b.release(&mut self.names);
                     self.role_slots.give_back(b.role_id());
+                    self.node_numbers.give_back(b.organization_id(), b.node());
                 }
             }
             ObjectKind::Resource => {
@@ -1301,7 +1446,7 @@ impl Index {
         out.extend(
             self.projects
                 .values()
-                .map(|o| Object::Project((**o).clone())),
+                .map(|o| Object::Project((*o.project).clone())),
         );
         out.extend(self.groups.values().map(|o| Object::Group((**o).clone())));
         out.extend(
@@ -1407,6 +1552,24 @@ mod tests {
 
     fn delete(object: &Object) -> Op {
         Op::Delete { key: object.key() }
+    }
+
+    /// A binding compiled as the index compiles it: its node numbered in `numbers`.
+    fn compiled(
+        binding: RoleBinding,
+        names: &mut Names,
+        numbers: &mut NodeNumbers,
+        role_slot: u32,
+    ) -> Arc<CompiledBinding> {
+        let number = numbers.take(binding.organization_id.as_deref(), binding.node.view());
+        Arc::new(CompiledBinding::new(binding, names, role_slot, number))
+    }
+
+    /// The number of a node of the tests' organization `o` (`PAST_THE_LAST` when none).
+    fn number_in_o(numbers: &NodeNumbers, node: NodeView<'_>) -> u32 {
+        numbers
+            .number(Some("o"), node)
+            .unwrap_or(NodeNumbers::PAST_THE_LAST)
     }
 
     fn role_binding(id: String, subject: SubjectRef, node: Node) -> RoleBinding {
@@ -1635,11 +1798,16 @@ mod tests {
             .get("g")
             .unwrap_or_else(|| panic!("the group has bindings left"));
         assert_eq!(nb.kinds() & node_kind(NodeView::Project("p1")), 0);
+        let number = |node| number_in_o(&index.node_numbers, node);
         let m0 = NodeView::Resource("o", "model", "m0");
-        assert_eq!(nb.on(node_hash(m0)).len(), 1, "b0 is found on its node");
-        assert!(nb
-            .on(node_hash(NodeView::Resource("o", "model", "m1")))
-            .is_empty());
+        assert_eq!(nb.on(number(m0)).len(), 1, "b0 is found on its node");
+        assert_eq!(
+            index
+                .node_numbers
+                .number(Some("o"), NodeView::Resource("o", "model", "m1")),
+            None,
+            "nothing numbers a node no binding is on"
+        );
 
         // Deleting the rest leaves the group nothing.
         let rest: Vec<Op> = std::iter::once(&on_resources[0])
@@ -1649,21 +1817,20 @@ mod tests {
         index.apply(3, &rest);
         assert!(index.subject_bindings(&group).is_empty());
         assert!(index.group_node_bindings.get("g").is_none());
+        assert!(index.node_numbers.is_empty(), "every number given back");
     }
 
     #[test]
     fn a_subjects_bindings_know_the_kinds_of_node_they_are_on() {
-        let mut names = Names::default();
-        let binding = |id: &str, node: Node, names: &mut Names| {
+        let (mut names, mut numbers) = (Names::default(), NodeNumbers::default());
+        let mut binding = |id: &str, node: Node| {
             let subject = SubjectRef::User("u".to_owned());
-            Arc::new(CompiledBinding::new(
-                role_binding(id.to_owned(), subject, node),
-                names,
-                0,
-            ))
+            let binding = role_binding(id.to_owned(), subject, node);
+            compiled(binding, &mut names, &mut numbers, 0)
         };
-        let on_project = binding("b1", Node::Project("p".to_owned()), &mut names);
-        let on_org = binding("b2", Node::Organization("o".to_owned()), &mut names);
+        let on_project = binding("b1", Node::Project("p".to_owned()));
+        let on_org = binding("b2", Node::Organization("o".to_owned()));
+        let on_space = binding("b3", Node::Space("s".to_owned()));
         let empty = NodeBindings::default();
         assert_eq!(empty.kinds(), 0);
         let nb = empty.changed(&[], vec![on_project.clone(), on_org.clone()]);
@@ -1674,11 +1841,11 @@ mod tests {
             nb.kinds() & node_kind(NodeView::Resource("o", "model", "m")),
             0
         );
-        let hash = node_hash(NodeView::Project("p"));
-        assert_eq!(nb.on(hash).len(), 1);
-        assert!(nb.on(node_hash(NodeView::Project("q"))).is_empty());
+        let p = number_in_o(&numbers, NodeView::Project("p"));
+        assert_eq!(nb.on(p).len(), 1);
+        let s = number_in_o(&numbers, NodeView::Space("s"));
+        assert!(nb.on(s).is_empty());
 
-        let on_space = binding("b3", Node::Space("s".to_owned()), &mut names);
         let nb = nb.changed(&[on_project, on_space.clone()], vec![on_space]);
         assert_eq!(
             nb.entries().len(),
@@ -1692,7 +1859,7 @@ mod tests {
             "no binding on a project is left"
         );
         assert_ne!(nb.kinds() & node_kind(NodeView::Organization("o")), 0);
-        assert!(nb.on(hash).is_empty());
+        assert!(nb.on(p).is_empty());
         assert!(nb.changed(&[on_org], Vec::new()).is_empty());
     }
 
@@ -1700,7 +1867,7 @@ mod tests {
     /// a whole run of bindings on one node, and nothing of the nodes beside it.
     #[test]
     fn walking_a_nodes_bindings_finds_its_run_and_no_more() {
-        let mut names = Names::default();
+        let (mut names, mut numbers) = (Names::default(), NodeNumbers::default());
         let compiled = [
             ("b1", Node::Project("p1".to_owned())),
             ("b2", Node::Project("p2".to_owned())),
@@ -1712,35 +1879,109 @@ mod tests {
         .map(|(id, node)| {
             let subject = SubjectRef::User("u".to_owned());
             let binding = role_binding(id.to_owned(), subject, node);
-            Arc::new(CompiledBinding::new(binding, &mut names, 0))
+            compiled(binding, &mut names, &mut numbers, 0)
         })
         .collect();
+        // A space of the same id as a project, numbered as another node.
+        let space = numbers.take(Some("o"), NodeView::Space("p1"));
         let nb = NodeBindings::default().changed(&[], compiled);
         for (node, expected) in [
             (NodeView::Project("p1"), vec!["b1", "b3", "b5"]),
             (NodeView::Project("p2"), vec!["b2"]),
             (NodeView::Organization("o"), vec!["b4"]),
-            (NodeView::Project("p3"), vec![]),
             (NodeView::Space("p1"), vec![]),
         ] {
-            let hash = node_hash(node);
-            let walked: Vec<&str> = nb.walk_on(hash).map(|e| e.binding().id()).collect();
-            let found: Vec<&str> = nb.on(hash).iter().map(|e| e.binding().id()).collect();
+            let number = number_in_o(&numbers, node);
+            let walked: Vec<&str> = nb.walk_on(number).map(|e| e.binding().id()).collect();
+            let found: Vec<&str> = nb.on(number).iter().map(|e| e.binding().id()).collect();
             assert_eq!(walked, expected, "{node:?}");
             assert_eq!(found, expected, "{node:?}");
         }
+        for number in [space, space + 1, NodeNumbers::PAST_THE_LAST] {
+            assert!(nb.walk_on(number).next().is_none(), "{number}");
+        }
         let none = NodeBindings::default();
-        assert!(none
-            .walk_on(node_hash(NodeView::Project("p1")))
-            .next()
-            .is_none());
+        assert!(none.walk_on(PLATFORM_NUMBER).next().is_none());
+    }
+
+    #[test]
+    fn a_node_holds_one_number_in_each_organization_while_anything_names_it() {
+        let mut numbers = NodeNumbers::default();
+        assert!(numbers.is_empty());
+        assert_eq!(
+            numbers.number(None, NodeView::Platform),
+            Some(PLATFORM_NUMBER)
+        );
+        let p_in_o = numbers.take(Some("o"), NodeView::Project("p"));
+        assert_eq!(numbers.take(Some("o"), NodeView::Project("p")), p_in_o);
+        let others = [
+            numbers.take(Some("o2"), NodeView::Project("p")),
+            numbers.take(Some("o"), NodeView::Space("p")),
+            numbers.take(None, NodeView::Project("p")),
+            numbers.take(Some("o"), NodeView::Platform),
+        ];
+        let mut all = vec![PLATFORM_NUMBER, p_in_o];
+        all.extend(others);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 6, "each (organization, node) its own number");
+        assert_eq!(numbers.len(), 6);
+
+        // Named twice, given back twice: the number is kept by the first's snapshot only, and
+        // given to the next node named.
+        let snapshot = numbers.clone();
+        numbers.give_back(Some("o"), NodeView::Project("p"));
+        assert_eq!(
+            numbers.number(Some("o"), NodeView::Project("p")),
+            Some(p_in_o)
+        );
+        numbers.give_back(Some("o"), NodeView::Project("p"));
+        assert_eq!(numbers.number(Some("o"), NodeView::Project("p")), None);
+        assert_eq!(
+            snapshot.number(Some("o"), NodeView::Project("p")),
+            Some(p_in_o)
+        );
+        assert_eq!(numbers.take(Some("o"), NodeView::Organization("o")), p_in_o);
+        // The platform's is never given back: the last binding on it leaves it numbered.
+        assert_eq!(numbers.take(None, NodeView::Platform), PLATFORM_NUMBER);
+        numbers.give_back(None, NodeView::Platform);
+        assert_eq!(
+            numbers.number(None, NodeView::Platform),
+            Some(PLATFORM_NUMBER)
+        );
+    }
+
+    /// A binding the check path cannot find by its number marks its subject's array: its
+    /// organization is not its node's kind's, or its node has no number of its own.
+    #[test]
+    fn a_binding_on_a_number_the_check_path_does_not_ask_marks_its_subjects_array() {
+        let mut names = Names::default();
+        let on = |node: Node, organization: Option<&str>, number: u32, names: &mut Names| {
+            let binding = RoleBinding {
+                organization_id: organization.map(str::to_owned),
+                ..role_binding("b".to_owned(), SubjectRef::User("u".to_owned()), node)
+            };
+            let compiled = Arc::new(CompiledBinding::new(binding, names, 0, number));
+            NodeBindings::default().changed(&[], vec![compiled]).kinds() & UNNUMBERED != 0
+        };
+        let project = || Node::Project("p".to_owned());
+        assert!(!on(project(), Some("o"), 5, &mut names));
+        assert!(!on(Node::Platform, None, PLATFORM_NUMBER, &mut names));
+        assert!(on(project(), None, 5, &mut names));
+        assert!(on(Node::Platform, Some("o"), 5, &mut names));
+        assert!(on(
+            project(),
+            Some("o"),
+            NodeNumbers::PAST_THE_LAST,
+            &mut names
+        ));
     }
 
     #[test]
     fn a_subjects_array_carries_the_role_slot_of_its_plain_bindings_only() {
         // As small as the hash and the pointer it replaced.
         assert_eq!(std::mem::size_of::<HashedBinding>(), 16);
-        let mut names = Names::default();
+        let (mut names, mut numbers) = (Names::default(), NodeNumbers::default());
         let on_project = |id: &str, project: &str| {
             let subject = SubjectRef::User("u".to_owned());
             role_binding(id.to_owned(), subject, Node::Project(project.to_owned()))
@@ -1756,11 +1997,11 @@ mod tests {
         };
         let compiled = [plain, conditional, expiring]
             .into_iter()
-            .map(|b| Arc::new(CompiledBinding::new(b, &mut names, 7)))
+            .map(|b| compiled(b, &mut names, &mut numbers, 7))
             .collect();
         let nb = NodeBindings::default().changed(&[], compiled);
         let slot_on = |project: &str| {
-            let found = nb.on(node_hash(NodeView::Project(project)));
+            let found = nb.on(number_in_o(&numbers, NodeView::Project(project)));
             assert_eq!(found.len(), 1, "{project}");
             found.first().and_then(HashedBinding::plain_role_slot)
         };
@@ -1790,10 +2031,8 @@ mod tests {
             .record("u")
             .unwrap_or_else(|| panic!("a record"));
         assert!(record.user.is_none() && record.links.is_none());
-        assert_eq!(
-            record.bindings.on(node_hash(NodeView::Project("p2"))).len(),
-            1
-        );
+        let p2 = number_in_o(&index.node_numbers, NodeView::Project("p2"));
+        assert_eq!(record.bindings.on(p2).len(), 1);
         let user = SubjectRef::User("u".to_owned());
         assert_eq!(index.subject_bindings(&user).len(), 2);
 

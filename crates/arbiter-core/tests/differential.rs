@@ -36,8 +36,9 @@ struct World {
     project_keys: Vec<usize>,
     /// Roles: entries of (permission, scope).
     roles: Vec<Vec<(usize, usize)>>,
-    /// Bindings: (role, subject kind 0 user 1 group 2 user key 3 project key, subject, node kind, node, expired?).
-    bindings: Vec<(usize, u8, usize, u8, usize, bool)>,
+    /// Bindings: (role, subject kind 0 user 1 group 2 user key 3 project key, subject, node kind, node, expired?,
+    /// organization 0-3 `o`, 4 none, 5 `o2`).
+    bindings: Vec<(usize, u8, usize, u8, usize, bool, u8)>,
     /// Resources: (type 0 model 1 dataset 2 job, id, project or none, owner kind 0 none 1 user id 2 email 3 key, owner).
     resources: Vec<(usize, usize, Option<usize>, u8, usize)>,
 }
@@ -60,6 +61,7 @@ fn world() -> impl Strategy<Value = World> {
                 0..5u8,
                 0..4usize,
                 proptest::bool::weighted(0.15),
+                0..6u8,
             ),
             0..12,
         ),
@@ -100,12 +102,19 @@ const TYPES: [&str; 3] = ["model", "dataset", "job"];
 fn build(w: &World) -> (Index, Vec<Object>) {
     let now = Utc::now();
     let catalog = Arc::new(Catalog::builtin().unwrap());
-    let mut objects = vec![Object::Organization(Organization {
-        id: "o".into(),
-        name: "o".into(),
-        created_at: now,
-        updated_at: now,
-    })];
+    // A second organization, holding p3: a binding made in one organization on a node of the
+    // other, or in none, is of another (organization, node) than the check asks for.
+    let mut objects: Vec<Object> = ["o", "o2"]
+        .into_iter()
+        .map(|id| {
+            Object::Organization(Organization {
+                id: id.into(),
+                name: id.into(),
+                created_at: now,
+                updated_at: now,
+            })
+        })
+        .collect();
     for s in 0..2 {
         objects.push(Object::Space(Space {
             id: format!("s{s}"),
@@ -119,7 +128,7 @@ fn build(w: &World) -> (Index, Vec<Object>) {
     for p in 0..4 {
         objects.push(Object::Project(Project {
             id: format!("p{p}"),
-            organization_id: "o".into(),
+            organization_id: if p == 3 { "o2" } else { "o" }.into(),
             space_id: format!("s{}", p % 2),
             name: format!("p{p}"),
             description: String::new(),
@@ -222,7 +231,9 @@ fn build(w: &World) -> (Index, Vec<Object>) {
             updated_at: now,
         }));
     }
-    for (i, (role, kind, subject, node_kind, node, expired)) in w.bindings.iter().enumerate() {
+    for (i, (role, kind, subject, node_kind, node, expired, organization)) in
+        w.bindings.iter().enumerate()
+    {
         let subject = match kind {
             0 => SubjectRef::User(format!("u{subject}")),
             1 => SubjectRef::Group(format!("g{}", subject % 2)),
@@ -246,7 +257,11 @@ fn build(w: &World) -> (Index, Vec<Object>) {
             role_id: format!("r{}", role % w.roles.len()),
             subject,
             node,
-            organization_id: Some("o".into()),
+            organization_id: match organization {
+                4 => None,
+                5 => Some("o2".into()),
+                _ => Some("o".into()),
+            },
             condition: None,
             expires_at: expired.then(|| now - Duration::hours(1)),
             created_at: now,
@@ -310,11 +325,13 @@ fn resources() -> Vec<ResourceQuery> {
             });
         }
     }
-    out.push(ResourceQuery {
-        resource_type: "project".into(),
-        id: "p1".into(),
-        properties: Default::default(),
-    });
+    for project in ["p1", "p3"] {
+        out.push(ResourceQuery {
+            resource_type: "project".into(),
+            id: project.into(),
+            properties: Default::default(),
+        });
+    }
     out.push(ResourceQuery {
         resource_type: "space".into(),
         id: "s0".into(),
@@ -367,7 +384,7 @@ fn agree(w: &World, index: &Index) -> Result<(), TestCaseError> {
         for resource in resources() {
             for p in PERMISSIONS {
                 let permission = Permission::parse(p).unwrap();
-                for org in [Some("o"), None] {
+                for org in [Some("o"), Some("o2"), None] {
                     let request = |explain| CheckRequest {
                         organization_id: org,
                         subject: &subject,

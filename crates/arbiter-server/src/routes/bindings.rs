@@ -151,8 +151,7 @@ fn node_of(ctx: &Ctx, index: &Index, body: &CreateBinding) -> Result<Node, ApiEr
         BindingResourceType::Project => {
             let id = id()?;
             index
-                .projects
-                .get(&id)
+                .project(&id)
                 .filter(|p| p.organization_id == org)
                 .ok_or_else(|| not_found("project", id.clone()))?;
             Node::Project(id)

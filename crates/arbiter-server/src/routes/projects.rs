@@ -22,8 +22,7 @@ use crate::state::{AppState, Prepared};
 /// A project of the context organization, or 404.
 pub fn find(ctx: &Ctx, index: &Index, id: &str) -> Result<Project, ApiError> {
     index
-        .projects
-        .get(id)
+        .project(id)
         .filter(|p| p.organization_id == ctx.org_id())
         .map(|p| (**p).clone())
         .ok_or(ApiError::NotFound {
@@ -46,6 +45,7 @@ pub async fn list(ctx: Ctx, Query(filter): Query<ProjectFilter>) -> Result<Json<
         .index()
         .projects
         .values()
+        .map(|p| &p.project)
         .filter(|p| p.organization_id == ctx.org_id())
         .filter(|p| filter.space_id.as_ref().is_none_or(|s| &p.space_id == s))
         .filter(|p| ctx.allowed(&read, &resource("project", &p.id)))

@@ -173,7 +173,7 @@ pub async fn delete(
     let ((), revision) = state
         .write(|index| {
             let space = find(&ctx, index, &id)?;
-            if index.projects.values().any(|p| p.space_id == id) {
+            if index.projects.values().any(|p| p.project.space_id == id) {
                 return Err(ApiError::Conflict {
                     code: "space_not_empty",
                     message: format!("space `{id}` still holds projects; delete them first"),
