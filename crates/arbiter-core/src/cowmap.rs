@@ -184,6 +184,19 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         self.get_hashed(hash_key(key), key)
     }
 
+    /// As [`CowMap::find_hashed`], to change the value; copies the key's shard if another
+    /// snapshot shares it.
+    pub fn find_hashed_mut(&mut self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<&mut V> {
+        self.table
+            .find_mut(hash, |(k, _)| is_key(k))
+            .map(|(_, v)| v)
+    }
+
+    /// As [`CowMap::find_hashed`], to remove the entry, answering its value.
+    pub fn remove_hashed(&mut self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<V> {
+        self.table.remove(hash, |(k, _)| is_key(k)).map(|(_, v)| v)
+    }
+
     /// True when the key is present.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where

@@ -570,10 +570,17 @@ impl NodeNumbers {
     #[inline]
     pub fn number(&self, organization: Option<&str>, node: NodeView<'_>) -> Option<u32> {
         self.numbers
-            .find_hashed(hash_key(&(organization, node)), |k| {
-                k.organization.as_deref() == organization && k.node.view().same(&node)
-            })
+            .find_hashed(
+                hash_key(&(organization, node)),
+                Self::is(organization, node),
+            )
             .map(|(number, _)| *number)
+    }
+
+    /// The test of a key for `node` in `organization` (found by the hash of the two, so that
+    /// neither a lookup nor a use counted builds a key).
+    fn is<'k>(organization: Option<&'k str>, node: NodeView<'k>) -> impl Fn(&NodeKey) -> bool + 'k {
+        move |k| k.organization.as_deref() == organization && k.node.view().same(&node)
     }
 
     /// True when a binding of `organization` on `node` is on the number the check path looks
@@ -585,14 +592,18 @@ impl NodeNumbers {
 
     /// The number of `node` in `organization`, counting one more use of it.
     fn take(&mut self, organization: Option<&str>, node: NodeView<'_>) -> u32 {
+        let hash = hash_key(&(organization, node));
+        let named = self
+            .numbers
+            .find_hashed_mut(hash, Self::is(organization, node));
+        if let Some((number, uses)) = named {
+            *uses += 1;
+            return *number;
+        }
         let key = NodeKey {
             organization: organization.map(str::to_owned),
             node: node.to_node(),
         };
-        if let Some((number, uses)) = self.numbers.get_mut(&key) {
-            *uses += 1;
-            return *number;
-        }
         let number = match Arc::make_mut(&mut self.free).pop() {
             Some(number) => number,
             None => u32::try_from(self.numbers.len()).unwrap_or(Self::PAST_THE_LAST),
@@ -603,17 +614,18 @@ impl NodeNumbers {
 
     /// Counts one use of `node` in `organization` fewer, and frees its number after its last.
     fn give_back(&mut self, organization: Option<&str>, node: NodeView<'_>) {
-        let key = NodeKey {
-            organization: organization.map(str::to_owned),
-            node: node.to_node(),
-        };
-        let Some((number, uses)) = self.numbers.get_mut(&key) else {
+        let hash = hash_key(&(organization, node));
+        let named = self
+            .numbers
+            .find_hashed_mut(hash, Self::is(organization, node));
+        let Some((number, uses)) = named else {
             return;
         };
         *uses -= 1;
         if *uses == 0 {
             let number = *number;
-            self.numbers.remove(&key);
+            self.numbers
+                .remove_hashed(hash, Self::is(organization, node));
             Arc::make_mut(&mut self.free).push(number);
         }
     }
