@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use crate::cowmap::{hash_key, same_id};
 use crate::engine::{CheckRequest, SubjectQuery, PLATFORM_TYPE};
 use crate::index::{
-    node_kind, AskedPermission, CompiledBinding, CompiledEntry, CompiledRole, HashedBinding, Index,
-    NodeBindings, ProjectRecord, UserRecord, PLATFORM_NUMBER, UNNUMBERED,
+    node_kind, AskedPermission, CompiledBinding, CompiledEntry, CompiledRole, Index, NodeBindings,
+    NumberedBinding, ProjectRecord, UserRecord, PLATFORM_NUMBER, UNNUMBERED,
 };
 use crate::model::{ApiKey, ApiKeyKind, NodeView, Resource, Scope, SubjectRefView, User};
 use crate::permission::WILDCARD;
@@ -228,7 +228,7 @@ impl<'a> Fast<'a> {
     /// The bindings of `list`, all on one node of the chain: true when one allows. They were
     /// found by the node's number, which names that node in the resource's organization and no
     /// other ([`crate::index::NodeNumbers`]), so none is read to confirm where it is.
-    fn bindings<'l>(&mut self, list: impl IntoIterator<Item = &'l HashedBinding>) -> bool {
+    fn bindings<'l>(&mut self, list: impl IntoIterator<Item = &'l NumberedBinding>) -> bool {
         for entry in list {
             // A plain binding's role alone decides, by the slot kept beside it: the binding is
             // never read. (A slot holds its id's role while a binding names the id, so the

@@ -195,7 +195,7 @@ impl CompiledRole {
 /// A binding as [`NodeBindings`] keeps it: with its node's number, to be searched by, and with
 /// what the check path needs to ask its role without reading the binding itself, in 16 bytes.
 #[derive(Clone, Debug)]
-pub struct HashedBinding {
+pub struct NumberedBinding {
     /// The number of the binding's node in its organization ([`NodeNumbers`]). A number names
     /// one (organization, node) and nothing else, so a binding found by it is on the node asked
     /// for: the check path does not read the binding to confirm it.
@@ -206,10 +206,10 @@ pub struct HashedBinding {
     binding: Arc<CompiledBinding>,
 }
 
-/// The bit of [`HashedBinding::slot_and_plain`] that marks a plain binding.
+/// The bit of [`NumberedBinding::slot_and_plain`] that marks a plain binding.
 const PLAIN: u32 = 1 << 31;
 
-impl HashedBinding {
+impl NumberedBinding {
     fn new(binding: Arc<CompiledBinding>) -> Self {
         // A slot that needs the top bit (two billion roles) is left to the binding itself.
         let plain = binding.condition.is_none()
@@ -245,7 +245,7 @@ impl HashedBinding {
 #[derive(Clone, Debug, Default)]
 pub struct NodeBindings {
     /// `None` when the subject has no binding: most records of the index hold none.
-    by_node: Option<Arc<[HashedBinding]>>,
+    by_node: Option<Arc<[NumberedBinding]>>,
     /// The kinds of node the bindings are on ([`node_kind`] bits), so that the check path
     /// neither looks up nor searches for a node of a kind the subject holds nothing on (most
     /// subjects' bindings are on one or two kinds); with [`UNNUMBERED`] when a binding's
@@ -265,13 +265,13 @@ impl NodeBindings {
             Some(set) => !set.contains(&Arc::as_ptr(b)),
             None => !gone.iter().any(|g| Arc::ptr_eq(g, b)),
         };
-        let mut list: Vec<HashedBinding> = Vec::with_capacity(self.entries().len() + added.len());
+        let mut list: Vec<NumberedBinding> = Vec::with_capacity(self.entries().len() + added.len());
         list.extend(self.entries().iter().filter(|e| stays(&e.binding)).cloned());
         list.extend(
             added
                 .into_iter()
                 .filter(|b| stays(b))
-                .map(HashedBinding::new),
+                .map(NumberedBinding::new),
         );
         // Stable: the bindings already there, then the added ones, in order.
         list.sort_by_key(|e| e.node_number);
@@ -286,8 +286,8 @@ impl NodeBindings {
         }
     }
 
-    /// Every binding, by node hash.
-    fn entries(&self) -> &[HashedBinding] {
+    /// Every binding, by node number.
+    fn entries(&self) -> &[NumberedBinding] {
         self.by_node.as_deref().unwrap_or_default()
     }
 
@@ -310,7 +310,7 @@ impl NodeBindings {
 
     /// What [`NodeBindings::walk_on`] walks, as a slice (for tests).
     #[cfg(test)]
-    pub fn on(&self, number: u32) -> &[HashedBinding] {
+    pub fn on(&self, number: u32) -> &[NumberedBinding] {
         let rest = self.from(number);
         let len = rest
             .iter()
@@ -324,7 +324,7 @@ impl NodeBindings {
     /// end of the run first and then walking it was two, each ending where the processor cannot
     /// foresee.
     #[inline]
-    pub fn walk_on(&self, number: u32) -> impl Iterator<Item = &HashedBinding> {
+    pub fn walk_on(&self, number: u32) -> impl Iterator<Item = &NumberedBinding> {
         self.from(number)
             .iter()
             .take_while(move |e| e.node_number == number)
@@ -332,7 +332,7 @@ impl NodeBindings {
 
     /// The bindings from the first whose node's number is `number` or above.
     #[inline]
-    fn from(&self, number: u32) -> &[HashedBinding] {
+    fn from(&self, number: u32) -> &[NumberedBinding] {
         let list = self.entries();
         &list[list.partition_point(|e| e.node_number < number)..]
     }
@@ -535,8 +535,10 @@ impl std::hash::Hash for NodeKey {
 pub struct NodeNumbers {
     /// Each (organization, node) named, with its number and how many name it.
     numbers: CowMap<NodeKey, (u32, usize)>,
-    /// Numbers given back, for reuse: the numbers stay as few as the nodes named.
-    free: Arc<Vec<u32>>,
+    /// Numbers given back, for reuse: the numbers stay as few as the nodes named. A persistent
+    /// vector, not a shared `Vec`: after many nodes go (a large delete of resource bindings), a
+    /// write that numbers one more node then copies a path of a tree, not the whole list.
+    free: imbl::Vector<u32>,
 }
 
 /// The number of the platform (of no organization), named from the start and never given back.
@@ -552,7 +554,7 @@ impl Default for NodeNumbers {
     fn default() -> Self {
         let mut numbers = Self {
             numbers: CowMap::default(),
-            free: Arc::default(),
+            free: imbl::Vector::new(),
         };
         let platform = numbers.take(None, NodeView::Platform);
         debug_assert_eq!(platform, PLATFORM_NUMBER);
@@ -604,7 +606,7 @@ impl NodeNumbers {
             organization: organization.map(str::to_owned),
             node: node.to_node(),
         };
-        let number = match Arc::make_mut(&mut self.free).pop() {
+        let number = match self.free.pop_back() {
             Some(number) => number,
             None => u32::try_from(self.numbers.len()).unwrap_or(Self::PAST_THE_LAST),
         };
@@ -626,7 +628,7 @@ impl NodeNumbers {
             let number = *number;
             self.numbers
                 .remove_hashed(hash, Self::is(organization, node));
-            Arc::make_mut(&mut self.free).push(number);
+            self.free.push_back(number);
         }
     }
 
@@ -1312,7 +1314,7 @@ impl Index {
         let mut list: Vec<&Arc<CompiledBinding>> = self
             .node_bindings(subject)
             .into_iter()
-            .flat_map(|nb| nb.entries().iter().map(HashedBinding::binding))
+            .flat_map(|nb| nb.entries().iter().map(NumberedBinding::binding))
             .collect();
         list.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         list
@@ -1992,7 +1994,7 @@ mod tests {
     #[test]
     fn a_subjects_array_carries_the_role_slot_of_its_plain_bindings_only() {
         // As small as the hash and the pointer it replaced.
-        assert_eq!(std::mem::size_of::<HashedBinding>(), 16);
+        assert_eq!(std::mem::size_of::<NumberedBinding>(), 16);
         let (mut names, mut numbers) = (Names::default(), NodeNumbers::default());
         let on_project = |id: &str, project: &str| {
             let subject = SubjectRef::User("u".to_owned());
@@ -2015,7 +2017,7 @@ mod tests {
         let slot_on = |project: &str| {
             let found = nb.on(number_in_o(&numbers, NodeView::Project(project)));
             assert_eq!(found.len(), 1, "{project}");
-            found.first().and_then(HashedBinding::plain_role_slot)
+            found.first().and_then(NumberedBinding::plain_role_slot)
         };
         assert_eq!(slot_on("p1"), Some(7));
         assert_eq!(slot_on("p2"), None, "a condition needs the binding");

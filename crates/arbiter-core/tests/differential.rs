@@ -363,6 +363,8 @@ proptest! {
     ) {
         let (mut index, objects) = build(&w);
         agree(&w, &index)?;
+        // A snapshot kept across the writes below: they must not change what it answers.
+        let before = index.clone();
         // Random deletes in one write (memberships, keys, bindings...), then the same objects
         // put back one write each: the index's removal and re-insertion paths.
         let gone: Vec<&Object> = removed.iter().map(|i| &objects[i.index(objects.len())]).collect();
@@ -373,6 +375,7 @@ proptest! {
             index.apply(3 + n as u64, &[Op::Put { object: object.clone() }]);
         }
         agree(&w, &index)?;
+        agree(&w, &before)?;
     }
 }
 
