@@ -31,9 +31,8 @@ struct TargetView<'a> {
     id: &'a str,
     organization: Option<&'a str>,
     space: Option<&'a str>,
-    project: Option<&'a str>,
-    /// The project's record, with the numbers of its chain's nodes.
-    project_record: Option<&'a ProjectRecord>,
+    /// The resource's project, with the numbers of its chain's nodes.
+    project: Option<&'a ProjectRecord>,
     /// The resource is a node of its own (not an organization, space or project).
     is_resource: bool,
     owner: Option<&'a str>,
@@ -52,7 +51,6 @@ impl<'a> TargetView<'a> {
             organization: org,
             space: None,
             project: None,
-            project_record: None,
             is_resource: false,
             owner: None,
         };
@@ -111,8 +109,7 @@ impl<'a> TargetView<'a> {
             project = project_id.and_then(|(id, hash)| project_in(id, hash));
         }
         if let Some(record) = project {
-            view.project = Some(&record.project.id);
-            view.project_record = Some(record);
+            view.project = Some(record);
             view.space = Some(&record.project.space_id);
         }
         if view.owner.is_none() {
@@ -154,7 +151,7 @@ impl<'a> Fast<'a> {
             numbers: {
                 let mut numbers = [ABSENT; CHAIN];
                 numbers[PLATFORM_IN_CHAIN] = PLATFORM_NUMBER;
-                if let Some(record) = target.project_record {
+                if let Some(record) = target.project {
                     numbers[PROJECT_IN_CHAIN] = record.number;
                     numbers[SPACE_IN_CHAIN] = record.space_number;
                     numbers[ORGANIZATION_IN_CHAIN] = record.organization_number;
@@ -162,7 +159,7 @@ impl<'a> Fast<'a> {
                 numbers
             },
             numbered: (1 << PLATFORM_IN_CHAIN)
-                | if target.project_record.is_some() {
+                | if target.project.is_some() {
                     (1 << PROJECT_IN_CHAIN) | (1 << SPACE_IN_CHAIN) | (1 << ORGANIZATION_IN_CHAIN)
                 } else {
                     0
@@ -325,7 +322,9 @@ impl<'a> TargetView<'a> {
             PLATFORM_IN_CHAIN => Some(NodeView::Platform),
             ORGANIZATION_IN_CHAIN => org.map(NodeView::Organization),
             SPACE_IN_CHAIN => org.and(self.space).map(NodeView::Space),
-            PROJECT_IN_CHAIN => org.and(self.project).map(NodeView::Project),
+            PROJECT_IN_CHAIN => org
+                .and(self.project)
+                .map(|record| NodeView::Project(&record.project.id)),
             RESOURCE_IN_CHAIN if self.is_resource => {
                 org.map(|org| NodeView::Resource(org, self.resource_type, self.id))
             }
