@@ -225,7 +225,7 @@ impl<'a> Fast<'a> {
     /// The bindings of `list`, all on one node of the chain: true when one allows. They were
     /// found by the node's number, which names that node in the resource's organization and no
     /// other ([`crate::index::NodeNumbers`]), so none is read to confirm where it is.
-    fn bindings<'l>(&mut self, list: impl IntoIterator<Item = &'l NumberedBinding>) -> bool {
+    fn bindings<'l>(&mut self, list: impl IntoIterator<Item = NumberedBinding<'l>>) -> bool {
         for entry in list {
             // A plain binding's role alone decides, by the slot kept beside it: the binding is
             // never read. (A slot holds its id's role while a binding names the id, so the

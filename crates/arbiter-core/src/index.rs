@@ -192,10 +192,10 @@ impl CompiledRole {
     }
 }
 
-/// A binding as [`NodeBindings`] keeps it: with its node's number, to be searched by, and with
-/// what the check path needs to ask its role without reading the binding itself, in 16 bytes.
-#[derive(Clone, Debug)]
-pub struct NumberedBinding {
+/// What the check path searches a subject's bindings by, one for each binding: the number of
+/// its node and what it needs to ask its role without reading the binding itself, in 8 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingKey {
     /// The number of the binding's node in its organization ([`NodeNumbers`]). A number names
     /// one (organization, node) and nothing else, so a binding found by it is on the node asked
     /// for: the check path does not read the binding to confirm it.
@@ -203,14 +203,13 @@ pub struct NumberedBinding {
     /// The binding's role slot, with [`PLAIN`] set when the binding has neither condition nor
     /// expiry: then the role alone says whether it allows what is asked.
     slot_and_plain: u32,
-    binding: Arc<CompiledBinding>,
 }
 
-/// The bit of [`NumberedBinding::slot_and_plain`] that marks a plain binding.
+/// The bit of [`BindingKey::slot_and_plain`] that marks a plain binding.
 const PLAIN: u32 = 1 << 31;
 
-impl NumberedBinding {
-    fn new(binding: Arc<CompiledBinding>) -> Self {
+impl BindingKey {
+    fn of(binding: &CompiledBinding) -> Self {
         // A slot that needs the top bit (two billion roles) is left to the binding itself.
         let plain = binding.condition.is_none()
             && binding.expires_at.is_none()
@@ -218,34 +217,98 @@ impl NumberedBinding {
         Self {
             node_number: binding.node_number,
             slot_and_plain: if plain { binding.role_slot | PLAIN } else { 0 },
-            binding,
         }
     }
+}
 
+/// A binding as the check path walks it: its key, and the binding, read only when the key
+/// does not say enough.
+#[derive(Clone, Copy, Debug)]
+pub struct NumberedBinding<'a> {
+    key: BindingKey,
+    binding: &'a Arc<CompiledBinding>,
+}
+
+impl<'a> NumberedBinding<'a> {
     /// The binding's role slot when the binding is plain: no condition, no expiry, so that
     /// its role alone decides what it allows.
     #[inline]
     pub fn plain_role_slot(&self) -> Option<u32> {
-        (self.slot_and_plain & PLAIN != 0).then_some(self.slot_and_plain & !PLAIN)
+        let slot_and_plain = self.key.slot_and_plain;
+        (slot_and_plain & PLAIN != 0).then_some(slot_and_plain & !PLAIN)
     }
 
-    pub fn binding(&self) -> &Arc<CompiledBinding> {
-        &self.binding
+    pub fn binding(&self) -> &'a Arc<CompiledBinding> {
+        self.binding
+    }
+}
+
+/// How many keys a subject's [`NodeBindings`] keeps in itself, and so in a user's record: as
+/// many as fill the record's three cache lines. Most users hold fewer bindings (the workload's
+/// 5 to 15), and their keys are then read with the record, not after it from elsewhere.
+pub const INLINE_KEYS: usize = 15;
+
+/// A subject's binding keys: in place when they are few, else in an array of their own.
+#[derive(Clone, Debug)]
+enum BindingKeys {
+    Inline {
+        len: u8,
+        keys: [BindingKey; INLINE_KEYS],
+    },
+    Shared(Arc<[BindingKey]>),
+}
+
+impl Default for BindingKeys {
+    fn default() -> Self {
+        let none = BindingKey {
+            node_number: 0,
+            slot_and_plain: 0,
+        };
+        Self::Inline {
+            len: 0,
+            keys: [none; INLINE_KEYS],
+        }
+    }
+}
+
+impl BindingKeys {
+    fn new(keys: &[BindingKey]) -> Self {
+        let mut inline = Self::default();
+        match &mut inline {
+            Self::Inline { len, keys: slots } if keys.len() <= INLINE_KEYS => {
+                slots[..keys.len()].copy_from_slice(keys);
+                *len = keys.len() as u8;
+                inline
+            }
+            _ => Self::Shared(Arc::from(keys)),
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[BindingKey] {
+        match self {
+            Self::Inline { len, keys } => keys.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Shared(keys) => keys,
+        }
     }
 }
 
 /// One subject's bindings, sorted by the number of the node each is on ([`NodeNumbers`]): the
-/// check path finds the bindings on each ancestor of the resource by a binary search of one
-/// contiguous array. (A map per kind of node, keyed by the node's id, cost more memory than the
-/// bindings themselves.)
+/// check path finds the bindings on each ancestor of the resource by a binary search of their
+/// keys ([`BindingKey`]). (A map per kind of node, keyed by the node's id, cost more memory than
+/// the bindings themselves.) Up to [`INLINE_KEYS`] keys are kept in place, in a user's record:
+/// the check path then reads them with the record, where an array of their own was one more
+/// trip to memory once the index outgrows the caches.
 ///
-/// The array is shared and never changed: a write makes the subject a new one
+/// The bindings are shared and never changed: a write makes the subject new ones
 /// ([`NodeBindings::changed`]), so that copying a user's record (a write copies the shard of the
-/// users it changes) copies a pointer, not the list.
+/// users it changes) copies a pointer and the keys, not the bindings.
 #[derive(Clone, Debug, Default)]
 pub struct NodeBindings {
+    /// The bindings' keys, in the order of `bindings`.
+    keys: BindingKeys,
     /// `None` when the subject has no binding: most records of the index hold none.
-    by_node: Option<Arc<[NumberedBinding]>>,
+    bindings: Option<Arc<[Arc<CompiledBinding>]>>,
     /// The kinds of node the bindings are on ([`node_kind`] bits), so that the check path
     /// neither looks up nor searches for a node of a kind the subject holds nothing on (most
     /// subjects' bindings are on one or two kinds); with [`UNNUMBERED`] when a binding's
@@ -265,30 +328,27 @@ impl NodeBindings {
             Some(set) => !set.contains(&Arc::as_ptr(b)),
             None => !gone.iter().any(|g| Arc::ptr_eq(g, b)),
         };
-        let mut list: Vec<NumberedBinding> = Vec::with_capacity(self.entries().len() + added.len());
-        list.extend(self.entries().iter().filter(|e| stays(&e.binding)).cloned());
-        list.extend(
-            added
-                .into_iter()
-                .filter(|b| stays(b))
-                .map(NumberedBinding::new),
-        );
+        let mut list: Vec<Arc<CompiledBinding>> =
+            Vec::with_capacity(self.entries().len() + added.len());
+        list.extend(self.entries().iter().filter(|b| stays(b)).cloned());
+        list.extend(added.into_iter().filter(|b| stays(b)));
         // Stable: the bindings already there, then the added ones, in order.
-        list.sort_by_key(|e| e.node_number);
+        list.sort_by_key(|b| b.node_number);
+        let keys: Vec<BindingKey> = list.iter().map(|b| BindingKey::of(b)).collect();
         Self {
-            kinds: list.iter().fold(0, |kinds, e| {
-                let b = &e.binding;
+            keys: BindingKeys::new(&keys),
+            kinds: list.iter().fold(0, |kinds, b| {
                 let exact = NodeNumbers::numbers_exactly(b.organization_id(), b.node())
                     && b.node_number != NodeNumbers::PAST_THE_LAST;
                 kinds | node_kind(b.node()) | if exact { 0 } else { UNNUMBERED }
             }),
-            by_node: (!list.is_empty()).then(|| Arc::from(list)),
+            bindings: (!list.is_empty()).then(|| Arc::from(list)),
         }
     }
 
     /// Every binding, by node number.
-    fn entries(&self) -> &[NumberedBinding] {
-        self.by_node.as_deref().unwrap_or_default()
+    fn entries(&self) -> &[Arc<CompiledBinding>] {
+        self.bindings.as_deref().unwrap_or_default()
     }
 
     /// The kinds of node the bindings are on: [`node_kind`] bits, and [`UNNUMBERED`].
@@ -298,25 +358,20 @@ impl NodeBindings {
 
     /// True when the subject has no binding.
     pub fn is_empty(&self) -> bool {
-        self.by_node.is_none()
+        self.bindings.is_none()
     }
 
-    /// Reads what a search of the array reads first (its middle), and answers it: for the check
-    /// path to start the memory reads a search will need while it does other work.
+    /// Reads what a search of the keys reads first (their middle), and answers it: for the
+    /// check path to start the memory reads a search will need while it does other work.
     pub fn first_probe(&self) -> u32 {
-        let list = self.entries();
-        list.get(list.len() / 2).map_or(0, |e| e.node_number)
+        let keys = self.keys.as_slice();
+        keys.get(keys.len() / 2).map_or(0, |k| k.node_number)
     }
 
-    /// What [`NodeBindings::walk_on`] walks, as a slice (for tests).
+    /// What [`NodeBindings::walk_on`] walks, collected (for tests).
     #[cfg(test)]
-    pub fn on(&self, number: u32) -> &[NumberedBinding] {
-        let rest = self.from(number);
-        let len = rest
-            .iter()
-            .position(|e| e.node_number != number)
-            .unwrap_or(rest.len());
-        &rest[..len]
+    pub fn on(&self, number: u32) -> Vec<NumberedBinding<'_>> {
+        self.walk_on(number).collect()
     }
 
     /// The bindings on the node numbered `number` ([`NodeNumbers`]), as the check path walks
@@ -324,17 +379,16 @@ impl NodeBindings {
     /// end of the run first and then walking it was two, each ending where the processor cannot
     /// foresee.
     #[inline]
-    pub fn walk_on(&self, number: u32) -> impl Iterator<Item = &NumberedBinding> {
-        self.from(number)
+    pub fn walk_on(&self, number: u32) -> impl Iterator<Item = NumberedBinding<'_>> {
+        let keys = self.keys.as_slice();
+        let from = keys.partition_point(|k| k.node_number < number);
+        let bindings = self.entries().get(from..).unwrap_or_default();
+        keys.get(from..)
+            .unwrap_or_default()
             .iter()
-            .take_while(move |e| e.node_number == number)
-    }
-
-    /// The bindings from the first whose node's number is `number` or above.
-    #[inline]
-    fn from(&self, number: u32) -> &[NumberedBinding] {
-        let list = self.entries();
-        &list[list.partition_point(|e| e.node_number < number)..]
+            .zip(bindings)
+            .take_while(move |(key, _)| key.node_number == number)
+            .map(|(&key, binding)| NumberedBinding { key, binding })
     }
 }
 
@@ -361,9 +415,10 @@ impl UserLinks {
 /// the check path finds them with one lookup. The links and bindings may come first: a store's
 /// objects load in any order, and a membership may precede its user.
 ///
-/// One cache line, aligned to one: the check path reads the id's length, the user, the links and
-/// the bindings of a record it has never seen, and a record across two lines costs two reads
-/// from memory once the users outgrow the caches.
+/// Three cache lines, aligned to one: the check path reads the id's length, the user, the links
+/// and the bindings' keys (up to [`INLINE_KEYS`] in place) of a record it has never seen. Once
+/// the users outgrow the caches, the three lines come from memory together, where the keys in an
+/// array of their own came after the record, and a record across four lines would cost four.
 #[derive(Clone, Debug)]
 #[repr(align(64))]
 pub struct UserRecord {
@@ -1314,7 +1369,7 @@ impl Index {
         let mut list: Vec<&Arc<CompiledBinding>> = self
             .node_bindings(subject)
             .into_iter()
-            .flat_map(|nb| nb.entries().iter().map(NumberedBinding::binding))
+            .flat_map(|nb| nb.entries())
             .collect();
         list.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         list
@@ -1633,8 +1688,17 @@ mod tests {
     /// hold some: the record must say so exactly while they do, whatever the order of writes.
     #[test]
     fn a_user_record_says_whether_its_links_hold_groups_or_keys() {
-        assert_eq!(std::mem::size_of::<UserRecord>(), 64, "one cache line");
-        assert_eq!(std::mem::align_of::<UserRecord>(), 64, "on one cache line");
+        // With up to `INLINE_KEYS` keys in place.
+        assert_eq!(
+            std::mem::size_of::<UserRecord>(),
+            3 * 64,
+            "three cache lines"
+        );
+        assert_eq!(
+            std::mem::align_of::<UserRecord>(),
+            64,
+            "from a cache line's start"
+        );
         let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
         let mut index = Index::new(catalog);
         let says = |index: &Index| {
@@ -1918,6 +1982,56 @@ mod tests {
         assert!(none.walk_on(PLATFORM_NUMBER).next().is_none());
     }
 
+    /// A subject's keys are kept in place up to [`INLINE_KEYS`] and in an array of their own
+    /// beyond: either way, each walk finds the bindings on its node, each with its own key,
+    /// as bindings come one by one and go again.
+    #[test]
+    fn a_subjects_keys_in_place_or_apart_find_the_same_bindings() {
+        let (mut names, mut numbers) = (Names::default(), NodeNumbers::default());
+        let projects = ["p0", "p1", "p2", "p3"];
+        let all: Vec<Arc<CompiledBinding>> = (0..INLINE_KEYS + 3)
+            .map(|i| {
+                let subject = SubjectRef::User("u".to_owned());
+                let node = Node::Project(projects[i % projects.len()].to_owned());
+                let binding = role_binding(format!("b{i}"), subject, node);
+                compiled(binding, &mut names, &mut numbers, i as u32)
+            })
+            .collect();
+        let holds_what_it_should = |nb: &NodeBindings, held: &[Arc<CompiledBinding>]| {
+            let n = held.len();
+            assert_eq!(nb.entries().len(), n);
+            assert_eq!(
+                matches!(nb.keys, BindingKeys::Inline { .. }),
+                n <= INLINE_KEYS,
+                "{n} keys"
+            );
+            for project in projects {
+                let number = number_in_o(&numbers, NodeView::Project(project));
+                let walked: Vec<(&str, Option<u32>)> = nb
+                    .walk_on(number)
+                    .map(|e| (e.binding().id(), e.plain_role_slot()))
+                    .collect();
+                // Each binding's slot is its place in `all`.
+                let expected: Vec<(&str, Option<u32>)> = held
+                    .iter()
+                    .filter(|b| b.node_number == number)
+                    .map(|b| (b.id(), Some(b.role_slot)))
+                    .collect();
+                assert_eq!(walked, expected, "{n} bindings, {project}");
+            }
+        };
+        let mut nb = NodeBindings::default();
+        for n in 1..=all.len() {
+            nb = nb.changed(&[], vec![all[n - 1].clone()]);
+            holds_what_it_should(&nb, &all[..n]);
+        }
+        for n in 1..=all.len() {
+            nb = nb.changed(&[all[n - 1].clone()], vec![]);
+            holds_what_it_should(&nb, &all[n..]);
+        }
+        assert!(nb.is_empty());
+    }
+
     #[test]
     fn a_node_holds_one_number_in_each_organization_while_anything_names_it() {
         let mut numbers = NodeNumbers::default();
@@ -1993,8 +2107,8 @@ mod tests {
 
     #[test]
     fn a_subjects_array_carries_the_role_slot_of_its_plain_bindings_only() {
-        // As small as the hash and the pointer it replaced.
-        assert_eq!(std::mem::size_of::<NumberedBinding>(), 16);
+        // Half the hash and the pointer it replaced.
+        assert_eq!(std::mem::size_of::<BindingKey>(), 8);
         let (mut names, mut numbers) = (Names::default(), NodeNumbers::default());
         let on_project = |id: &str, project: &str| {
             let subject = SubjectRef::User("u".to_owned());
