@@ -1,6 +1,6 @@
 //! The check path: the same decision as the reference evaluator in [`crate::engine`], made
 //! without allocating. It looks up only the bindings on the resource's ancestors (each
-//! subject's bindings in one array sorted by the number of their node), finds a role's entries
+//! subject's bindings searched by keys sorted by the number of their node), finds a role's entries
 //! for the permission by hash, and resolves the subject and the resource to borrowed views.
 //! Whatever it does not handle itself (conditions, grant criteria) it leaves to the reference
 //! evaluator by answering `None`.

@@ -426,7 +426,7 @@ pub struct UserRecord {
     pub user: Option<Arc<User>>,
     pub links: Option<Arc<UserLinks>>,
     /// The user's own bindings (not its groups' or keys'), in the record itself and not in its
-    /// links: the check path reads the array straight from the record, not after the links.
+    /// links: the check path reads the keys straight from the record, not after the links.
     pub bindings: NodeBindings,
     /// True when the links hold a group or a key, whose bindings count as the user's: a check
     /// that the user's own bindings do not allow reads the links only then. (Kept by
