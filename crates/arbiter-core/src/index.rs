@@ -244,8 +244,8 @@ impl<'a> NumberedBinding<'a> {
 }
 
 /// How many keys a subject's [`NodeBindings`] keeps in itself, and so in a user's record: as
-/// many as fill the record's three cache lines. Most users hold fewer bindings (the workload's
-/// 5 to 15), and their keys are then read with the record, not after it from elsewhere.
+/// many as fill the record's three cache lines. The workload's users hold 5 to 15 bindings, so
+/// all their keys are in place, read with the record and not after it from elsewhere.
 pub const INLINE_KEYS: usize = 15;
 
 /// A subject's binding keys: in place when they are few, else in an array of their own.
@@ -276,7 +276,9 @@ impl BindingKeys {
         let mut inline = Self::default();
         match &mut inline {
             Self::Inline { len, keys: slots } if keys.len() <= INLINE_KEYS => {
-                slots[..keys.len()].copy_from_slice(keys);
+                if let Some(slots) = slots.get_mut(..keys.len()) {
+                    slots.copy_from_slice(keys);
+                }
                 *len = keys.len() as u8;
                 inline
             }
@@ -368,10 +370,14 @@ impl NodeBindings {
         keys.get(keys.len() / 2).map_or(0, |k| k.node_number)
     }
 
-    /// What [`NodeBindings::walk_on`] walks, collected (for tests).
+    /// What [`NodeBindings::walk_on`] should walk, found by reading every key rather than by
+    /// a search (for tests).
     #[cfg(test)]
     pub fn on(&self, number: u32) -> Vec<NumberedBinding<'_>> {
-        self.walk_on(number).collect()
+        (self.keys.as_slice().iter().zip(self.entries()))
+            .filter(|(key, _)| key.node_number == number)
+            .map(|(&key, binding)| NumberedBinding { key, binding })
+            .collect()
     }
 
     /// The bindings on the node numbered `number` ([`NodeNumbers`]), as the check path walks
@@ -2079,10 +2085,10 @@ mod tests {
         );
     }
 
-    /// A binding the check path cannot find by its number marks its subject's array: its
+    /// A binding the check path cannot find by its number marks its subject's bindings: its
     /// organization is not its node's kind's, or its node has no number of its own.
     #[test]
-    fn a_binding_on_a_number_the_check_path_does_not_ask_marks_its_subjects_array() {
+    fn a_binding_on_a_number_the_check_path_does_not_ask_marks_its_subjects_bindings() {
         let mut names = Names::default();
         let on = |node: Node, organization: Option<&str>, number: u32, names: &mut Names| {
             let binding = RoleBinding {
@@ -2106,8 +2112,8 @@ mod tests {
     }
 
     #[test]
-    fn a_subjects_array_carries_the_role_slot_of_its_plain_bindings_only() {
-        // Half the hash and the pointer it replaced.
+    fn a_subjects_keys_carry_the_role_slot_of_its_plain_bindings_only() {
+        // Half the entry of 16 bytes (number, slot, pointer) it replaced.
         assert_eq!(std::mem::size_of::<BindingKey>(), 8);
         let (mut names, mut numbers) = (Names::default(), NodeNumbers::default());
         let on_project = |id: &str, project: &str| {

@@ -75,6 +75,18 @@ fn world() -> impl Strategy<Value = World> {
             ),
             0..10,
         ),
+        // More bindings for user u0, enough at times to take its keys past those its record
+        // holds in place (`index::INLINE_KEYS`): (role, node kind, node, expired?, organization).
+        proptest::collection::vec(
+            (
+                0..4usize,
+                0..5u8,
+                0..4usize,
+                proptest::bool::weighted(0.15),
+                0..6u8,
+            ),
+            0..24,
+        ),
     )
         .prop_map(
             |(
@@ -83,16 +95,22 @@ fn world() -> impl Strategy<Value = World> {
                 user_keys,
                 project_keys,
                 roles,
-                bindings,
+                mut bindings,
                 resources,
-            )| World {
-                space_members,
-                group_members,
-                user_keys,
-                project_keys,
-                roles,
-                bindings,
-                resources,
+                u0s,
+            )| {
+                bindings.extend(u0s.into_iter().map(|(role, kind, node, expired, org)| {
+                    (role, 0, 0, kind, node, expired, org)
+                }));
+                World {
+                    space_members,
+                    group_members,
+                    user_keys,
+                    project_keys,
+                    roles,
+                    bindings,
+                    resources,
+                }
             },
         )
 }
