@@ -423,8 +423,9 @@ impl UserLinks {
 ///
 /// Three cache lines, aligned to one: the check path reads the id's length, the user, the links
 /// and the bindings' keys (up to [`INLINE_KEYS`] in place) of a record it has never seen. Once
-/// the users outgrow the caches, the three lines come from memory together, where the keys in an
-/// array of their own came after the record, and a record across four lines would cost four.
+/// the users outgrow the caches, it has the three lines' addresses as soon as the record's, so
+/// their reads from memory overlap, where the keys in an array of their own were read after the
+/// record; and a record across four lines would cost four.
 #[derive(Clone, Debug)]
 #[repr(align(64))]
 pub struct UserRecord {
