@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
+use smol_str::SmolStr;
+
 pub use crate::binding::CompiledBinding;
 use crate::binding::Names;
 use crate::catalog::{Catalog, ResourceType, BASE_ROLE, PREDEFINED_ROLE_PREFIX};
@@ -248,14 +250,21 @@ impl<'a> NumberedBinding<'a> {
 /// all their keys are in place, read with the record and not after it from elsewhere.
 pub const INLINE_KEYS: usize = 15;
 
-/// A subject's binding keys: in place when they are few, else in an array of their own.
+/// A subject's binding keys: in place when they are few, else in an array of their own; with
+/// the kinds of node they are on ([`NodeBindings::kinds`]), in the byte beside the variant's tag
+/// that would otherwise be padding, so that a user's record, whose id is kept in place too,
+/// stays three lines.
 #[derive(Clone, Debug)]
 enum BindingKeys {
     Inline {
+        kinds: u8,
         len: u8,
         keys: [BindingKey; INLINE_KEYS],
     },
-    Shared(Arc<[BindingKey]>),
+    Shared {
+        kinds: u8,
+        keys: Arc<[BindingKey]>,
+    },
 }
 
 impl Default for BindingKeys {
@@ -265,6 +274,7 @@ impl Default for BindingKeys {
             slot_and_plain: 0,
         };
         Self::Inline {
+            kinds: 0,
             len: 0,
             keys: [none; INLINE_KEYS],
         }
@@ -272,25 +282,39 @@ impl Default for BindingKeys {
 }
 
 impl BindingKeys {
-    fn new(keys: &[BindingKey]) -> Self {
-        let mut inline = Self::default();
-        match &mut inline {
-            Self::Inline { len, keys: slots } if keys.len() <= INLINE_KEYS => {
-                if let Some(slots) = slots.get_mut(..keys.len()) {
-                    slots.copy_from_slice(keys);
-                }
-                *len = keys.len() as u8;
-                inline
-            }
-            _ => Self::Shared(Arc::from(keys)),
+    fn new(keys: &[BindingKey], kinds: u8) -> Self {
+        if keys.len() > INLINE_KEYS {
+            return Self::Shared {
+                kinds,
+                keys: Arc::from(keys),
+            };
+        }
+        let mut slots = [BindingKey {
+            node_number: 0,
+            slot_and_plain: 0,
+        }; INLINE_KEYS];
+        if let Some(slots) = slots.get_mut(..keys.len()) {
+            slots.copy_from_slice(keys);
+        }
+        Self::Inline {
+            kinds,
+            len: keys.len() as u8,
+            keys: slots,
         }
     }
 
     #[inline]
     fn as_slice(&self) -> &[BindingKey] {
         match self {
-            Self::Inline { len, keys } => keys.get(..usize::from(*len)).unwrap_or_default(),
-            Self::Shared(keys) => keys,
+            Self::Inline { len, keys, .. } => keys.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Shared { keys, .. } => keys,
+        }
+    }
+
+    #[inline]
+    fn kinds(&self) -> u8 {
+        match self {
+            Self::Inline { kinds, .. } | Self::Shared { kinds, .. } => *kinds,
         }
     }
 }
@@ -307,15 +331,11 @@ impl BindingKeys {
 /// users it changes) copies a pointer and the keys, not the bindings.
 #[derive(Clone, Debug, Default)]
 pub struct NodeBindings {
-    /// The bindings' keys, in the order of `bindings`.
+    /// The bindings' keys, in the order of `bindings`, and their kinds of node
+    /// ([`NodeBindings::kinds`]).
     keys: BindingKeys,
     /// `None` when the subject has no binding: most records of the index hold none.
     bindings: Option<Arc<[Arc<CompiledBinding>]>>,
-    /// The kinds of node the bindings are on ([`node_kind`] bits), so that the check path
-    /// neither looks up nor searches for a node of a kind the subject holds nothing on (most
-    /// subjects' bindings are on one or two kinds); with [`UNNUMBERED`] when a binding's
-    /// organization is not its node's kind's ([`NodeNumbers::numbers_exactly`]).
-    kinds: u8,
 }
 
 impl NodeBindings {
@@ -337,13 +357,13 @@ impl NodeBindings {
         // Stable: the bindings already there, then the added ones, in order.
         list.sort_by_key(|b| b.node_number);
         let keys: Vec<BindingKey> = list.iter().map(|b| BindingKey::of(b)).collect();
+        let kinds = list.iter().fold(0, |kinds, b| {
+            let exact = NodeNumbers::numbers_exactly(b.organization_id(), b.node())
+                && b.node_number != NodeNumbers::PAST_THE_LAST;
+            kinds | node_kind(b.node()) | if exact { 0 } else { UNNUMBERED }
+        });
         Self {
-            keys: BindingKeys::new(&keys),
-            kinds: list.iter().fold(0, |kinds, b| {
-                let exact = NodeNumbers::numbers_exactly(b.organization_id(), b.node())
-                    && b.node_number != NodeNumbers::PAST_THE_LAST;
-                kinds | node_kind(b.node()) | if exact { 0 } else { UNNUMBERED }
-            }),
+            keys: BindingKeys::new(&keys, kinds),
             bindings: (!list.is_empty()).then(|| Arc::from(list)),
         }
     }
@@ -353,9 +373,13 @@ impl NodeBindings {
         self.bindings.as_deref().unwrap_or_default()
     }
 
-    /// The kinds of node the bindings are on: [`node_kind`] bits, and [`UNNUMBERED`].
+    /// The kinds of node the bindings are on ([`node_kind`] bits), so that the check path
+    /// neither looks up nor searches for a node of a kind the subject holds nothing on (most
+    /// subjects' bindings are on one or two kinds); with [`UNNUMBERED`] when a binding's
+    /// organization is not its node's kind's ([`NodeNumbers::numbers_exactly`]).
+    #[inline]
     pub fn kinds(&self) -> u8 {
-        self.kinds
+        self.keys.kinds()
     }
 
     /// True when the subject has no binding.
@@ -429,7 +453,9 @@ impl UserLinks {
 #[derive(Clone, Debug)]
 #[repr(align(64))]
 pub struct UserRecord {
-    id: Box<str>,
+    /// In place up to 23 bytes (a `SmolStr`), so that the lookup that compares it reads no
+    /// line but the record's.
+    id: SmolStr,
     pub user: Option<Arc<User>>,
     pub links: Option<Arc<UserLinks>>,
     /// The user's own bindings (not its groups' or keys'), in the record itself and not in its
@@ -450,7 +476,7 @@ impl UserRecord {
 
 impl Keyed for UserRecord {
     fn key(&self) -> &str {
-        &self.id
+        self.id.as_str()
     }
 }
 
@@ -510,7 +536,7 @@ impl Users {
 
     fn record_mut(&mut self, id: &str) -> &mut UserRecord {
         self.records.get_or_insert_with(id, || UserRecord {
-            id: id.into(),
+            id: SmolStr::new(id),
             user: None,
             links: None,
             bindings: NodeBindings::default(),
@@ -1693,6 +1719,28 @@ mod tests {
 
     /// The check path reads a user's links for groups and keys only when the record says they
     /// hold some: the record must say so exactly while they do, whatever the order of writes.
+    /// A user id of up to 23 bytes is in the record's own lines, so that the lookup compares it
+    /// without reading memory elsewhere; a longer one is kept apart, and both are found.
+    #[test]
+    fn a_short_user_id_is_kept_in_its_record() {
+        let long = "a-user-id-longer-than-twenty-three-bytes";
+        let mut users = Users::default();
+        for id in ["u1", "exactly-23-bytes-long-u", long] {
+            users.record_mut(id);
+        }
+        let in_record = |id: &str| {
+            let record = users.record(id).unwrap_or_else(|| panic!("{id} not found"));
+            assert_eq!(record.key(), id);
+            let start = record as *const UserRecord as usize;
+            let at = record.key().as_ptr() as usize;
+            (start..start + std::mem::size_of::<UserRecord>()).contains(&at)
+        };
+        assert!(in_record("u1"));
+        assert!(in_record("exactly-23-bytes-long-u"));
+        assert!(!in_record(long));
+        assert!(users.record("u2").is_none());
+    }
+
     #[test]
     fn a_user_record_says_whether_its_links_hold_groups_or_keys() {
         // With up to `INLINE_KEYS` keys in place.
@@ -1706,6 +1754,10 @@ mod tests {
             64,
             "from a cache line's start"
         );
+        // The kinds of node in the keys' padding, the id in place: a record's parts fill 185 of
+        // its 192 bytes.
+        assert_eq!(std::mem::size_of::<NodeBindings>(), 144);
+        assert_eq!(std::mem::size_of::<SmolStr>(), 24);
         let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
         let mut index = Index::new(catalog);
         let says = |index: &Index| {
