@@ -445,11 +445,11 @@ impl UserLinks {
 /// the check path finds them with one lookup. The links and bindings may come first: a store's
 /// objects load in any order, and a membership may precede its user.
 ///
-/// Three cache lines, aligned to one: the check path reads the id's length, the user, the links
-/// and the bindings' keys (up to [`INLINE_KEYS`] in place) of a record it has never seen. Once
-/// the users outgrow the caches, it has the three lines' addresses as soon as the record's, so
-/// their reads from memory overlap, where the keys in an array of their own were read after the
-/// record; and a record across four lines would cost four.
+/// Three cache lines, aligned to one: the check path reads the id (in place up to 23 bytes), the
+/// user, the links and the bindings' keys (up to [`INLINE_KEYS`] in place) of a record it has
+/// never seen. Once the users outgrow the caches, it has the three lines' addresses as soon as
+/// the record's, so their reads from memory overlap, where an id or keys kept apart were read
+/// after the record; and a record across four lines would cost four.
 #[derive(Clone, Debug)]
 #[repr(align(64))]
 pub struct UserRecord {
