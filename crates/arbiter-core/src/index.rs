@@ -1717,15 +1717,18 @@ mod tests {
         assert!(index.users.records.is_empty(), "nothing is left of u1");
     }
 
-    /// The check path reads a user's links for groups and keys only when the record says they
-    /// hold some: the record must say so exactly while they do, whatever the order of writes.
     /// A user id of up to 23 bytes is in the record's own lines, so that the lookup compares it
     /// without reading memory elsewhere; a longer one is kept apart, and both are found.
     #[test]
     fn a_short_user_id_is_kept_in_its_record() {
         let long = "a-user-id-longer-than-twenty-three-bytes";
         let mut users = Users::default();
-        for id in ["u1", "exactly-23-bytes-long-u", long] {
+        for id in [
+            "u1",
+            "exactly-23-bytes-long-u",
+            "exactly-24-bytes-long-u1",
+            long,
+        ] {
             users.record_mut(id);
         }
         let in_record = |id: &str| {
@@ -1738,9 +1741,12 @@ mod tests {
         assert!(in_record("u1"));
         assert!(in_record("exactly-23-bytes-long-u"));
         assert!(!in_record(long));
+        assert!(!in_record("exactly-24-bytes-long-u1"));
         assert!(users.record("u2").is_none());
     }
 
+    /// The check path reads a user's links for groups and keys only when the record says they
+    /// hold some: the record must say so exactly while they do, whatever the order of writes.
     #[test]
     fn a_user_record_says_whether_its_links_hold_groups_or_keys() {
         // With up to `INLINE_KEYS` keys in place.
