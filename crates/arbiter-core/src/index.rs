@@ -269,15 +269,7 @@ enum BindingKeys {
 
 impl Default for BindingKeys {
     fn default() -> Self {
-        let none = BindingKey {
-            node_number: 0,
-            slot_and_plain: 0,
-        };
-        Self::Inline {
-            kinds: 0,
-            len: 0,
-            keys: [none; INLINE_KEYS],
-        }
+        Self::new(&[], 0)
     }
 }
 
