@@ -12,7 +12,7 @@ use arbiter_core::model::{ApiKey, ApiKeyKind, Organization, User};
 use arbiter_core::permission::Permission;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -26,6 +26,15 @@ use crate::state::AppState;
 
 /// The header that selects the organization of a call.
 pub const ORGANIZATION_HEADER: &str = "x-organization-id";
+
+// The headers read on every request, as names made once: a lookup by `&str` parses and checks
+// the name again on every call.
+/// [`ORGANIZATION_HEADER`]'s name.
+pub static ORGANIZATION_HEADER_NAME: HeaderName = HeaderName::from_static(ORGANIZATION_HEADER);
+/// [`MIN_REVISION_HEADER`]'s name.
+pub static MIN_REVISION_HEADER_NAME: HeaderName = HeaderName::from_static(MIN_REVISION_HEADER);
+/// `X-Request-ID`'s name: the client's, or the one the server made for the request.
+pub static REQUEST_ID_HEADER_NAME: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A JSON body, refused with Arbiter's error answers: 400 for a wrong content type, malformed
 /// JSON, invalid UTF-8, nesting too deep, wrong types or missing fields; 413 past the limit.
@@ -77,7 +86,10 @@ pub fn parse_json<'a, T: Deserialize<'a>>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MalformedJson("the body is empty".to_owned()));
     }
-    if raw_depth(bytes) > max_depth {
+    // Nesting needs an opening bracket a level, so a body with few of them (a check has three)
+    // is not walked string by string. Brackets inside strings count too: an upper bound.
+    let brackets = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if brackets > max_depth && raw_depth(bytes) > max_depth {
         return Err(ApiError::TooDeep(max_depth));
     }
     // The whole body, not only the values a route reads: serde skips an ignored value's bytes
@@ -111,6 +123,19 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     }
 }
 
+/// `application/json` or `application/…+json`, in any case: a content type's media type.
+/// Compared without a lowercase copy, as this runs on every request with a body.
+fn is_json_media_type(media_type: &str) -> bool {
+    let m = media_type.trim();
+    let (prefix, suffix) = ("application/", "+json");
+    m.eq_ignore_ascii_case("application/json")
+        || (m.len() >= prefix.len() + suffix.len()
+            && m.get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+            && m.get(m.len() - suffix.len()..)
+                .is_some_and(|s| s.eq_ignore_ascii_case(suffix)))
+}
+
 impl FromRequest<Arc<AppState>> for JsonText {
     type Rejection = ApiError;
 
@@ -120,16 +145,15 @@ impl FromRequest<Arc<AppState>> for JsonText {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            })
+            .map(is_json_media_type)
             .unwrap_or(false);
         if !is_json {
             return Err(ApiError::UnsupportedContentType);
         }
         let limit = state.settings.max_body_bytes;
-        let bytes = Bytes::from_request(req, state)
+        // Read under the limit here rather than through `Bytes`' extractor, which boxes the body
+        // once more to apply the same limit.
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| ApiError::PayloadTooLarge(limit))?;
         if bytes.len() > limit {
@@ -253,7 +277,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             ApiKeyKind::User => index.users.get(&key.user_id).cloned(),
             ApiKeyKind::Project => None,
         };
-        let request_id = parts.headers.get("x-request-id").cloned();
+        let request_id = parts.headers.get(&REQUEST_ID_HEADER_NAME).cloned();
         Ok(Caller {
             index,
             key,
@@ -390,7 +414,7 @@ pub const MIN_REVISION_HEADER: &str = "x-arbiter-min-revision";
 /// `X-Arbiter-Min-Revision`, when sent.
 pub fn min_revision(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
     headers
-        .get(MIN_REVISION_HEADER)
+        .get(&MIN_REVISION_HEADER_NAME)
         .map(|v| {
             v.to_str()
                 .ok()
@@ -409,6 +433,10 @@ static PLATFORM: LazyLock<ResourceQuery> = LazyLock::new(|| resource(PLATFORM_TY
 /// organization a call names is asked for it on every call.
 static ORGANIZATION_READ: LazyLock<Option<Permission>> =
     LazyLock::new(|| Permission::parse("organization:read").ok());
+
+/// `check:execute`, parsed once: asked on every check whose subject is not the caller.
+static CHECK_EXECUTE: LazyLock<Option<Permission>> =
+    LazyLock::new(|| Permission::parse("check:execute").ok());
 
 /// Picks the organization of a call: the header, else the key's current (or, for a project key,
 /// fixed) organization, else the caller's only organization. An organization the caller may not
@@ -461,14 +489,14 @@ impl<S: Send + Sync> FromRequestParts<S> for OrganizationHeader {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get(ORGANIZATION_HEADER).cloned()))
+        Ok(Self(parts.headers.get(&ORGANIZATION_HEADER_NAME).cloned()))
     }
 }
 
 impl Ctx {
     /// The caller in the organization its request selects (see [`organization_of`]).
     pub fn resolve(caller: Caller, headers: &axum::http::HeaderMap) -> Result<Self, ApiError> {
-        Ctx::resolve_header(caller, headers.get(ORGANIZATION_HEADER))
+        Ctx::resolve_header(caller, headers.get(&ORGANIZATION_HEADER_NAME))
     }
 
     /// As [`Ctx::resolve`], given the `X-Organization-Id` header.
@@ -521,9 +549,23 @@ impl Ctx {
     /// 403 unless the caller holds `check:execute`: in the organization, or for a project key
     /// (whose `project_key` role is bound on its project) in its project.
     pub fn require_check_execute(&self) -> Result<(), ApiError> {
-        match (&self.caller.user, self.caller.key.project_id.as_deref()) {
-            (None, Some(project)) => self.require("check:execute", "project", project),
-            _ => self.require_in_org("check:execute"),
+        let Some(check_execute) = CHECK_EXECUTE.as_ref() else {
+            return Err(ApiError::Forbidden {
+                permission: "check:execute".to_owned(),
+                resource: format!("organization {}", self.org.id),
+            });
+        };
+        let (resource_type, id) = match (&self.caller.user, self.caller.key.project_id.as_deref()) {
+            (None, Some(project)) => ("project", project),
+            _ => ("organization", self.org.id.as_str()),
+        };
+        if self.allowed(check_execute, &resource(resource_type, id)) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                permission: "check:execute".to_owned(),
+                resource: format!("{resource_type} {id}"),
+            })
         }
     }
 
@@ -588,8 +630,32 @@ impl Ctx {
 
 #[cfg(test)]
 mod tests {
-    use super::raw_depth;
+    use super::{is_json_media_type, raw_depth};
     use proptest::prelude::*;
+
+    #[test]
+    fn json_media_types() {
+        for json in [
+            "application/json",
+            " Application/JSON ",
+            "application/merge-patch+json",
+            "APPLICATION/VND.ACME+JSON",
+            "application/+json",
+        ] {
+            assert!(is_json_media_type(json), "{json}");
+        }
+        for other in [
+            "text/json",
+            "application/jsonx",
+            "application/xml",
+            "application+json",
+            "json",
+            "",
+            "application/é+json\u{301}",
+        ] {
+            assert!(!is_json_media_type(other), "{other}");
+        }
+    }
 
     /// The plain byte-by-byte reading that `raw_depth` must agree with.
     fn depth_byte_by_byte(bytes: &[u8]) -> usize {

@@ -4,7 +4,11 @@
 //! but whose answer was not kept (the process died in between, or the answer held a key secret)
 //! is refused with 409 `idempotency_key_used`, naming the revision that applied it.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use arbiter_store::IdempotencyClaim;
 use axum::body::{to_bytes, Body};
@@ -20,6 +24,9 @@ use crate::state::AppState;
 
 /// The header clients send.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Its name, made once (it is looked for on every request).
+static IDEMPOTENCY_HEADER_NAME: axum::http::HeaderName =
+    axum::http::HeaderName::from_static(IDEMPOTENCY_HEADER);
 
 tokio::task_local! {
     /// The claim of the request being handled, picked up by the write path.
@@ -31,13 +38,106 @@ fn keeps_no_answer(path: &str) -> bool {
     path.starts_with("/v1/api-keys")
 }
 
+/// The layer every route carries: a request that is not a `POST` with an `Idempotency-Key` goes
+/// straight to its route. Only one that is goes through [`idempotent`] (as axum's `from_fn`,
+/// which costs a boxed service and a boxed future a request, paid by those requests alone).
+#[derive(Clone)]
+pub struct IdempotencyLayer {
+    state: Arc<AppState>,
+}
+
+impl IdempotencyLayer {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> tower::Layer<S> for IdempotencyLayer {
+    type Service = Idempotency<S>;
+
+    fn layer(&self, inner: S) -> Idempotency<S> {
+        Idempotency {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// A route under [`IdempotencyLayer`].
+#[derive(Clone)]
+pub struct Idempotency<S> {
+    inner: S,
+    state: Arc<AppState>,
+}
+
+/// The answer of an idempotent request, decided by [`idempotent`].
+type IdempotentAnswer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The answer of an [`Idempotency`]: the route's own, or [`idempotent`]'s.
+    #[project = AnswerProjection]
+    pub enum IdempotencyAnswer<F> {
+        Route { #[pin] answer: F },
+        Idempotent { answer: IdempotentAnswer },
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for IdempotencyAnswer<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AnswerProjection::Route { answer } => answer.poll(cx),
+            AnswerProjection::Idempotent { answer } => answer.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S> tower::Service<Request> for Idempotency<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = IdempotencyAnswer<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.method() != Method::POST
+            || !request.headers().contains_key(&IDEMPOTENCY_HEADER_NAME)
+        {
+            return IdempotencyAnswer::Route {
+                answer: self.inner.call(request),
+            };
+        }
+        // The service made ready is the one that answers; a clone stays for the next call.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let service = tower::Layer::layer(
+            &axum::middleware::from_fn_with_state(self.state.clone(), idempotent),
+            ready,
+        );
+        IdempotencyAnswer::Idempotent {
+            answer: Box::pin(tower::ServiceExt::oneshot(service, request)),
+        }
+    }
+}
+
 /// The middleware.
 pub async fn idempotent(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(value) = request.headers().get(IDEMPOTENCY_HEADER).cloned() else {
+    let Some(value) = request.headers().get(&IDEMPOTENCY_HEADER_NAME).cloned() else {
         return next.run(request).await;
     };
     // Gateway requests carry the headers of the request they decide on; they write nothing.

@@ -14,14 +14,16 @@ const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 /// The minimum length of a key given by `ARBITER_BOOTSTRAP_KEY`.
 pub const MIN_BOOTSTRAP_KEY_LEN: usize = 32;
 
-fn checksum(body: &str) -> String {
+/// The checksum's characters (base62, so ASCII). An array, not a `String`: a presented key's is
+/// computed on every request it authenticates.
+fn checksum(body: &str) -> [u8; CHECKSUM_LEN] {
     let mut n = crc32fast::hash(body.as_bytes());
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62.get((n % 62) as usize).copied().unwrap_or(b'0');
         n /= 62;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// A new random key.
@@ -33,24 +35,20 @@ pub fn generate() -> String {
         .collect();
     let body = format!("{KEY_PREFIX}{random}");
     let sum = checksum(&body);
-    format!("{body}{sum}")
+    format!("{body}{}", String::from_utf8_lossy(&sum))
 }
 
 /// True when a presented key could be valid: a generated key with a correct checksum, or a
 /// long enough operator-chosen bootstrap key. Cheap; no lookup.
 pub fn plausible(key: &str) -> bool {
-    if key.len() > 256
-        || !key.is_ascii()
-        || key
-            .chars()
-            .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
-    {
+    // Printable ASCII but the space: no whitespace, no control character, nothing past ASCII.
+    if key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return false;
     }
     if let Some(rest) = key.strip_prefix(KEY_PREFIX) {
         if rest.len() == RANDOM_LEN + CHECKSUM_LEN {
             let (body, sum) = key.split_at(KEY_PREFIX.len() + RANDOM_LEN);
-            return checksum(body) == sum;
+            return checksum(body) == sum.as_bytes();
         }
     }
     key.len() >= MIN_BOOTSTRAP_KEY_LEN
@@ -79,5 +77,13 @@ mod tests {
         assert!(!plausible("arb_short"));
         assert!(!plausible("short"));
         assert!(plausible("an-operator-chosen-bootstrap-key-0123456789"));
+        for refused in [
+            "an-operator-chosen bootstrap-key-0123456789",
+            "an-operator-chosen-bootstrap-key-0123456789\t",
+            "an-operator-chosen-bootstrap-key-0123456789\u{7f}",
+            "an-operator-chosen-bootstrap-key-0123456789\u{e9}",
+        ] {
+            assert!(!plausible(refused), "{refused:?}");
+        }
     }
 }

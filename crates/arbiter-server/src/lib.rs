@@ -23,7 +23,6 @@ use std::sync::Arc;
 use arbiter_core::catalog::Catalog;
 use arbiter_store::Store;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::HeaderName;
 use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -34,9 +33,19 @@ pub use state::{AppState, Settings};
 
 use routes::*;
 
-async fn no_route(request: axum::extract::Request) -> ApiError {
-    telemetry::started(&request, telemetry::UNMATCHED);
+async fn no_route() -> ApiError {
     ApiError::NoRoute
+}
+
+/// What makes a request's span (see [`telemetry::request_span`]); `tower_http`'s "started" and
+/// "finished processing request" lines at DEBUG, and its failure line at ERROR for a 5xx.
+type RequestTrace = TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&axum::extract::Request) -> tracing::Span,
+>;
+
+fn request_trace() -> RequestTrace {
+    TraceLayer::new_for_http().make_span_with(telemetry::request_span as fn(&_) -> _)
 }
 
 async fn audit_events(
@@ -236,32 +245,28 @@ pub fn router(
             tower::ServiceBuilder::new()
                 // Outermost, so that refusals by the limits are labelled with their route too.
                 .layer(telemetry::LabelRouteLayer)
+                // Every log line of a request is written in its span, which carries its request
+                // id and its route.
+                .layer(request_trace())
                 // Rate limit, concurrency limit with load shedding, request timeout.
                 .layer(limits::LimitsLayer::new(state.clone()))
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    idempotency::idempotent,
+                .layer(idempotency::IdempotencyLayer::new(state.clone())),
+        )
+        // A path no route matches is traced and limited too (a key over its rate gets 429 there
+        // as well).
+        .fallback_service(
+            tower::ServiceBuilder::new()
+                .layer(request_trace())
+                .layer(limits::LimitsLayer::new(state.clone()))
+                .service(axum::handler::HandlerWithoutStateExt::into_service(
+                    no_route,
                 )),
         )
-        // A path no route matches is limited too (a key over its rate gets 429 there as well).
-        .fallback_service(tower::Layer::layer(
-            &limits::LimitsLayer::new(state.clone()),
-            axum::handler::HandlerWithoutStateExt::into_service(no_route),
-        ))
         .with_state(state.clone());
     // Around the router, once.
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = extract::REQUEST_ID_HEADER_NAME.clone();
     tower::ServiceBuilder::new()
-        .map_response(|response: axum::http::Response<_>| response.map(axum::body::Body::new))
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-        // Every log line of a request is written in its span, which carries its request id.
-        // It does not log the start of a request: `telemetry::started` does, once routed, so that
-        // the line carries the route.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(telemetry::request_span)
-                .on_request(()),
-        )
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(telemetry::TrackLayer::new(state.clone()))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))

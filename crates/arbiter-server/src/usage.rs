@@ -2,7 +2,7 @@
 //! batches, so that counting costs a check one short, sharded lock and no I/O.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +11,19 @@ use chrono::{DateTime, Timelike, Utc};
 
 const SHARDS: usize = 16;
 
-type Counts = HashMap<String, HashMap<i64, (u64, u64)>>;
+/// Keyed by organization id, then hour. Hashed with foldhash, not SipHash: counting is on every
+/// request, and the organization ids are the index's, not the client's.
+type Counts = HashMap<String, HashMap<i64, (u64, u64)>, foldhash::fast::RandomState>;
+
+/// The shard of the thread that counts: each thread its own, taken in turn when it first counts
+/// (a hash of the thread's id cost every request a SipHash).
+fn own_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
+}
 
 /// The in-memory counters.
 pub struct UsageCounter {
@@ -21,7 +33,7 @@ pub struct UsageCounter {
 impl Default for UsageCounter {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Counts::default())).collect(),
         }
     }
 }
@@ -50,11 +62,8 @@ impl UsageCounter {
         if allowed + denied == 0 {
             return;
         }
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        std::thread::current().id().hash(&mut hasher);
-        let shard = (hasher.finish() as usize) % SHARDS;
         let hour = hour_of(Utc::now());
-        let Some(lock) = self.shards.get(shard) else {
+        let Some(lock) = self.shards.get(own_shard()) else {
             return;
         };
         let Ok(mut counts) = lock.lock() else { return };

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod log_fields;
 
 use std::sync::Arc;
 
@@ -474,7 +475,9 @@ pub fn init_telemetry(
     let fmt = if json {
         fmt.json().with_filter(filter).boxed()
     } else {
-        fmt.with_filter(filter).boxed()
+        fmt.fmt_fields(log_fields::PlainFields::default())
+            .with_filter(filter)
+            .boxed()
     };
     let provider = match otlp_endpoint {
         Some(endpoint) => {
