@@ -558,6 +558,27 @@ async fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
         .to_str()
         .expect("id")
         .to_owned();
+    // No route matched, and a route's method not allowed: each has its span, with its route.
+    let unmatched = app
+        .call_with_headers(
+            Method::GET,
+            "/v1/no-such-thing",
+            Some(ADMIN_KEY),
+            &[("x-request-id", "op-test-unmatched")],
+            None,
+        )
+        .await;
+    assert_eq!(unmatched.status, StatusCode::NOT_FOUND);
+    let not_allowed = app
+        .call_with_headers(
+            Method::DELETE,
+            "/v1/check",
+            Some(ADMIN_KEY),
+            &[("x-request-id", "op-test-405")],
+            None,
+        )
+        .await;
+    assert_eq!(not_allowed.status, StatusCode::METHOD_NOT_ALLOWED);
 
     let log = std::fs::read_to_string(app.path().join("server.log")).expect("log");
     let lines: Vec<Value> = log
@@ -577,6 +598,20 @@ async fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
         assert_eq!(line["span"]["route"], "/v1/users/me", "{line}");
     }
     assert!(!of(&generated_id).is_empty(), "{log}");
+    for (id, route) in [
+        ("op-test-unmatched", "unmatched"),
+        ("op-test-405", "/v1/check"),
+    ] {
+        let lines = of(id);
+        assert!(lines.len() >= 2, "started and finished of {id}: {log}");
+        for line in lines {
+            assert_eq!(line["span"]["route"], route, "{line}");
+            assert_eq!(
+                line["span"]["method"],
+                if id == "op-test-405" { "DELETE" } else { "GET" }
+            );
+        }
+    }
     // No line of a request is written outside its span.
     for line in &lines {
         if line["target"]
@@ -591,6 +626,35 @@ async fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
             );
         }
     }
+}
+
+/// The text log (the default format): a request's lines carry its span as the README shows it,
+/// the client's request id quoted, the server's own labels as they are.
+#[tokio::test]
+async fn text_logs_carry_the_span_of_a_request() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("arbiter.db").display());
+    let app = spawn_app_on(url, dir, &[("ARBITER_LOG", "info,tower_http=debug")]).await;
+    let a = app
+        .call_with_headers(
+            Method::GET,
+            "/v1/users/me",
+            Some(ADMIN_KEY),
+            &[("x-request-id", "op \"text\" 7")],
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let log = std::fs::read_to_string(app.path().join("server.log")).expect("log");
+    let span = r#"request{request_id="op \"text\" 7" method=GET route=/v1/users/me}"#;
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(span)).collect();
+    assert!(lines.len() >= 2, "started and finished, in the span: {log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("finished processing request")),
+        "{log}"
+    );
 }
 
 /// `--tls-cert` and `--tls-key`: HTTPS with a certificate made here, trusted by the client;
