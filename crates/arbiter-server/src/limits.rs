@@ -1,7 +1,9 @@
 //! Request limits: a per-API-key rate limit (a token bucket per key id: 429 `rate_limited` with
 //! `Retry-After`), a concurrency limit with load shedding (a permit of the state's semaphore
 //! taken without waiting: 503 `overloaded` at once rather than a queue) and a request timeout
-//! (503 `request_timeout`). The body-size limit is axum's `DefaultBodyLimit`, around the router.
+//! (503 `request_timeout`). The body-size limit is applied where a body is read
+//! (`extract::JsonText` and the idempotency middleware, under `max_body_bytes`); axum's
+//! `DefaultBodyLimit`, around the router, holds the same limit for any other extractor.
 //!
 //! `/healthz`, `/readyz`, `/metrics` and `/openapi.json` are exempt, so that probes and scrapes
 //! still answer when the server is saturated.

@@ -6,8 +6,8 @@
 //! middleware stack for every request it routes there. The span (`TraceLayer` with
 //! [`request_span`]) is among the layers every route (and the fallback) carries, inside
 //! [`LabelRouteLayer`]: made once the router has matched the route, it is made with all its
-//! fields at once. A span recorded into later costs the log formatter a second pass over its
-//! fields, and a tenth of a check's time went to the span. [`LabelRoute`] hands the route back
+//! fields at once. A span recorded into later costs the log formatter a second formatting call,
+//! and a tenth of a check's instructions went to the span. [`LabelRoute`] hands the route back
 //! on the response, where [`Track`] reads it.
 
 use std::future::Future;

@@ -11,9 +11,13 @@ use chrono::{DateTime, Timelike, Utc};
 
 const SHARDS: usize = 16;
 
-/// Keyed by organization id, then hour. Hashed with foldhash, not SipHash: counting is on every
-/// request, and the organization ids are the index's, not the client's.
-type Counts = HashMap<String, HashMap<i64, (u64, u64)>, foldhash::fast::RandomState>;
+/// Keyed by organization id, then hour, both hashed with foldhash, not SipHash: counting is on
+/// every request, and the organization ids are the index's, not the client's.
+type Counts = HashMap<
+    String,
+    HashMap<i64, (u64, u64), foldhash::fast::RandomState>,
+    foldhash::fast::RandomState,
+>;
 
 /// The shard of the thread that counts: each thread its own, taken in turn when it first counts
 /// (a hash of the thread's id cost every request a SipHash).

@@ -3,8 +3,9 @@
 //!
 //! The log formatter writes a span's fields out when the span is made, whether or not a line is
 //! ever logged in it. Every request has a span (`request{request_id, method, route}`), and with
-//! the default formatter its three fields cost the request about 4,000 instructions, a tenth of
-//! what the server adds to a check over HTTP. Plain fields are written here in a fifth of that.
+//! the default formatter its three fields cost the request about 4,200 instructions, a tenth of
+//! what the server adds to a check over HTTP. Written here, they cost about half of that (2,200
+//! instructions fewer a request, counted by callgrind).
 //!
 //! A set of fields is plain when none is a message, an error, a `log.` field (metadata of a line
 //! from the `log` crate) or a raw identifier (`r#type`): those are the cases the default formatter
