@@ -19,8 +19,8 @@ type Counts = HashMap<
     foldhash::fast::RandomState,
 >;
 
-/// The shard of the thread that counts: each thread its own, taken in turn when it first counts
-/// (a hash of the thread's id cost every request a SipHash).
+/// The shard of the thread that counts, given in turn to each thread when it first counts (past
+/// sixteen threads, shards are shared); a hash of the thread's id cost every request a SipHash.
 fn own_shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
