@@ -550,16 +550,9 @@ impl Ctx {
             (None, Some(project)) => ("project", project),
             _ => ("organization", self.org.id.as_str()),
         };
-        let allowed = CHECK_EXECUTE
-            .as_ref()
-            .is_some_and(|permission| self.allowed(permission, &resource(resource_type, id)));
-        if allowed {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden {
-                permission: "check:execute".to_owned(),
-                resource: format!("{resource_type} {id}"),
-            })
+        match CHECK_EXECUTE.as_ref() {
+            Some(parsed) => self.require_parsed("check:execute", parsed, resource_type, id),
+            None => self.require("check:execute", resource_type, id),
         }
     }
 
@@ -583,11 +576,22 @@ impl Ctx {
     /// 403 unless the caller holds `permission` on the resource of type `resource_type` and id `id`.
     pub fn require(&self, permission: &str, resource_type: &str, id: &str) -> Result<(), ApiError> {
         let parsed = Permission::parse(permission)?;
-        if self.allowed(&parsed, &resource(resource_type, id)) {
+        self.require_parsed(permission, &parsed, resource_type, id)
+    }
+
+    /// [`Ctx::require`] for a permission already parsed (`name` is its text, for the refusal).
+    fn require_parsed(
+        &self,
+        name: &str,
+        permission: &Permission,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<(), ApiError> {
+        if self.allowed(permission, &resource(resource_type, id)) {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                permission: permission.to_owned(),
+                permission: name.to_owned(),
                 resource: format!("{resource_type} {id}"),
             })
         }
