@@ -131,17 +131,13 @@ where
     }
 }
 
-/// The middleware.
-pub async fn idempotent(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The middleware, reached through [`IdempotencyLayer`] alone: a `POST` that carries the header.
+async fn idempotent(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let Some(value) = request.headers().get(&IDEMPOTENCY_HEADER_NAME).cloned() else {
         return next.run(request).await;
     };
     // Gateway requests carry the headers of the request they decide on; they write nothing.
-    if request.method() != Method::POST || request.uri().path().starts_with("/v1/gateway/") {
+    if request.uri().path().starts_with("/v1/gateway/") {
         return next.run(request).await;
     }
     let key = match value.to_str() {

@@ -13,23 +13,6 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// A status code as a label: its decimal digits, written into `digits`.
-fn status_label(status: u16, digits: &mut [u8; 5]) -> &str {
-    let (mut n, mut start) = (status, digits.len());
-    for slot in digits.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        start -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits
-        .get(start..)
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .unwrap_or("0")
-}
-
 /// The APIs that make decisions, a label of the decision metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecisionApi {
@@ -288,14 +271,18 @@ impl Metrics {
         })
     }
 
-    /// Counts an answered HTTP request (its status written without an allocation: this runs on
-    /// every request).
-    pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let mut digits = [0; 5];
-        let status = status_label(status, &mut digits);
-        if let Ok(c) = self
-            .http_requests
-            .get_metric_with_label_values(&[method, route, status])
+    /// Counts an answered HTTP request (the status label is `http`'s own text of the code, not a
+    /// string made per request: this runs on every request).
+    pub fn http_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: axum::http::StatusCode,
+        elapsed: Duration,
+    ) {
+        if let Ok(c) =
+            self.http_requests
+                .get_metric_with_label_values(&[method, route, status.as_str()])
         {
             c.inc();
         }
@@ -426,19 +413,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_labels_are_the_decimal_codes() {
-        for status in [0, 7, 42, 100, 200, 404, 429, 503, 999, 1000, u16::MAX] {
-            let mut digits = [0; 5];
-            assert_eq!(status_label(status, &mut digits), status.to_string());
-        }
-    }
-
-    #[test]
     fn counters_move_and_render() {
         let m = Metrics::try_new().unwrap();
         m.decision(DecisionApi::Check, true, Duration::from_micros(3));
         m.decision(DecisionApi::Authzen, false, Duration::from_micros(3));
-        m.http_request("GET", "/v1/roles/{id}", 200, Duration::from_millis(1));
+        m.http_request(
+            "GET",
+            "/v1/roles/{id}",
+            axum::http::StatusCode::OK,
+            Duration::from_millis(1),
+        );
         m.store_call(StoreOp::Commit, Duration::from_millis(2), true);
         m.set_index(7, 1, &[("user", 3)]);
         let text = m.render().unwrap();

@@ -207,7 +207,7 @@ where
         this.state.metrics.http_request(
             this.method,
             route,
-            response.status().as_u16(),
+            response.status(),
             this.started.elapsed(),
         );
         Poll::Ready(Ok(response))
