@@ -56,16 +56,18 @@ impl<'a> TargetView<'a> {
         };
         let Some(org) = org else { return view };
         // A project of the organization.
-        let project_in = |id: &str, hash: u64| {
-            let record = index.projects.find_hashed(hash, |p| same_id(p, id))?;
+        let project_in = |id: &str| {
+            let record = index
+                .projects
+                .find_hashed(hash_key(id), |p| same_id(p, id))?;
             same_id(&record.project.organization_id, org).then_some(record)
         };
         // A checked project is looked up once: to choose the arm below, and as the ancestor.
         let mut project = (query.resource_type == "project")
-            .then(|| project_in(&query.id, hash_key(query.id.as_str())))
+            .then(|| project_in(&query.id))
             .flatten();
-        // The resource's project's id, with its hash.
-        let mut project_id: Option<(&'a str, u64)> = None;
+        // The project of a key checked as a resource.
+        let mut key_project: Option<&'a str> = None;
         let mut registered: Option<&'a Resource> = None;
         match query.resource_type.as_str() {
             PLATFORM_TYPE => {
@@ -86,11 +88,14 @@ impl<'a> TargetView<'a> {
                 view.is_resource = true;
                 if let Some(r) = index.registered(org, resource_type, &query.id) {
                     registered = Some(&r.resource);
-                    project_id = r
-                        .resource
-                        .project_id
-                        .as_deref()
-                        .map(|p| (p, r.project_hash));
+                    // Its project by the slot of its id, which holds that id's project while
+                    // the resource names it; of the organization only.
+                    project = (r.project_slot)
+                        .and_then(|slot| index.project_slots.get(slot))
+                        .filter(|record| same_id(&record.project.organization_id, org));
+                    debug_assert!(project.is_none_or(|record| {
+                        r.resource.project_id.as_deref() == Some(record.project.id.as_str())
+                    }));
                     view.owner = r.resource.owner_id.as_deref();
                 } else if resource_type == "user" && index.is_member(org, &query.id) {
                     view.owner = Some(&query.id);
@@ -100,13 +105,13 @@ impl<'a> TargetView<'a> {
                         if key.kind == ApiKeyKind::User {
                             view.owner = Some(&key.user_id);
                         }
-                        project_id = key.project_id.as_deref().map(|p| (p, hash_key(p)));
+                        key_project = key.project_id.as_deref();
                     }
                 }
             }
         }
         if project.is_none() {
-            project = project_id.and_then(|(id, hash)| project_in(id, hash));
+            project = key_project.and_then(project_in);
         }
         if let Some(record) = project {
             view.project = Some(record);
@@ -231,7 +236,7 @@ impl<'a> Fast<'a> {
             // never read. (A slot holds its id's role while a binding names the id, so the
             // role is the binding's.)
             if let Some(slot) = entry.plain_role_slot() {
-                if let Some(role) = self.index.role_slots.role(slot) {
+                if let Some(role) = self.index.role_slots.get(slot) {
                     debug_assert!(same_id(&role.role.id, entry.binding().role_id()));
                     if self.role(role, None) {
                         return true;
@@ -244,7 +249,7 @@ impl<'a> Fast<'a> {
                 continue;
             }
             // The id compared too, as the binding is read anyway.
-            let role = (self.index.role_slots.role(b.role_slot))
+            let role = (self.index.role_slots.get(b.role_slot))
                 .filter(|r| same_id(&r.role.id, b.role_id()));
             if let Some(role) = role {
                 if self.role(role, Some(b)) {

@@ -778,31 +778,52 @@ fn compile_entry(entry: &RoleEntry) -> CompiledEntry {
     }
 }
 
-/// The roles by slot, for the check path: every role id that a role or a binding of the index
-/// names holds a slot while any does, and a binding carries its role's
-/// ([`CompiledBinding::role_slot`]), so that a check finds a binding's role by reading an array,
-/// not by a hash lookup of its id. A role changed or deleted changes its slot's content, never a
-/// binding.
-#[derive(Clone, Debug, Default)]
-pub struct RoleSlots {
-    /// Each role id named, with its slot and how many (its role, its bindings) name it.
+/// Values by slot, for the check path: every id that a value or a reference of the index names
+/// holds a slot while any does, and a reference carries its id's slot, so that a check finds the
+/// value by reading an array, not by a hash lookup of its id. A value changed or deleted changes
+/// its slot's content, never a reference. Two kinds: [`RoleSlots`] and [`ProjectSlots`].
+///
+/// The array is one copy-on-write `Vec`: a write that puts or deletes a value (a role, a project)
+/// copies it, a few bytes a slot; a write that only names an id (a binding, a resource) counts a
+/// use and copies nothing.
+#[derive(Clone, Debug)]
+pub struct Slots<T> {
+    /// Each id named, with its slot and how many (its value, its references) name it.
     slots: CowMap<Id, (u32, usize)>,
-    /// Slots given back, for reuse: the slots stay as few as the role ids named.
+    /// Slots given back, for reuse: the slots stay as few as the ids named.
     free: Arc<Vec<u32>>,
-    /// The role in each slot, if it exists; ends at the last slot that holds one.
-    roles: Arc<Vec<Option<Arc<CompiledRole>>>>,
+    /// The value in each slot, if it exists; ends at the last slot that holds one.
+    values: Arc<Vec<Option<T>>>,
 }
 
-impl RoleSlots {
-    /// The role in a slot.
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Self {
+            slots: CowMap::default(),
+            free: Arc::default(),
+            values: Arc::default(),
+        }
+    }
+}
+
+/// The roles by slot: a binding carries its role's ([`CompiledBinding::role_slot`]).
+pub type RoleSlots = Slots<Arc<CompiledRole>>;
+
+/// The projects by slot: a registered resource carries its project's
+/// ([`RegisteredResource::project_slot`]), so that a check of it finds the numbers of its chain
+/// without hashing the project's id.
+pub type ProjectSlots = Slots<ProjectRecord>;
+
+impl<T: Clone> Slots<T> {
+    /// The value in a slot.
     #[inline]
-    pub fn role(&self, slot: u32) -> Option<&Arc<CompiledRole>> {
-        self.roles.get(slot as usize)?.as_ref()
+    pub fn get(&self, slot: u32) -> Option<&T> {
+        self.values.get(slot as usize)?.as_ref()
     }
 
-    /// The slot of `role_id`, counting one more use of it.
-    fn take(&mut self, role_id: &str) -> u32 {
-        if let Some((slot, uses)) = self.slots.get_mut(role_id) {
+    /// The slot of `id`, counting one more use of it.
+    fn take(&mut self, id: &str) -> u32 {
+        if let Some((slot, uses)) = self.slots.get_mut(id) {
             *uses += 1;
             return *slot;
         }
@@ -810,56 +831,55 @@ impl RoleSlots {
             Some(slot) => slot,
             None => u32::try_from(self.slots.len()).unwrap_or(u32::MAX),
         };
-        self.slots.insert(role_id.to_owned(), (slot, 1));
+        self.slots.insert(id.to_owned(), (slot, 1));
         slot
     }
 
-    /// Counts one use of `role_id` fewer, and frees its slot after its last.
-    fn give_back(&mut self, role_id: &str) {
-        let Some((slot, uses)) = self.slots.get_mut(role_id) else {
+    /// Counts one use of `id` fewer, and frees its slot after its last.
+    fn give_back(&mut self, id: &str) {
+        let Some((slot, uses)) = self.slots.get_mut(id) else {
             return;
         };
         *uses -= 1;
         if *uses == 0 {
             let slot = *slot;
-            self.slots.remove(role_id);
+            self.slots.remove(id);
             Arc::make_mut(&mut self.free).push(slot);
         }
     }
 
-    /// Puts a role in its slot (its id's, taken by the caller), or takes it out.
-    fn set(&mut self, slot: u32, role: Option<Arc<CompiledRole>>) {
-        let roles = Arc::make_mut(&mut self.roles);
+    /// Puts a value in its slot (its id's, taken by the caller), or takes it out.
+    fn set(&mut self, slot: u32, value: Option<T>) {
+        let values = Arc::make_mut(&mut self.values);
         let slot = slot as usize;
-        if roles.len() <= slot {
-            if role.is_none() {
+        if values.len() <= slot {
+            if value.is_none() {
                 return;
             }
-            roles.resize(slot + 1, None);
+            values.resize(slot + 1, None);
         }
-        if let Some(place) = roles.get_mut(slot) {
-            *place = role;
+        if let Some(place) = values.get_mut(slot) {
+            *place = value;
         }
-        while roles.last().is_some_and(Option::is_none) {
-            roles.pop();
+        while values.last().is_some_and(Option::is_none) {
+            values.pop();
         }
     }
 
-    /// Puts a role in, or in place of the one of its id (which already counts as a use).
-    fn put(&mut self, role: Arc<CompiledRole>) {
-        let id = role.role.id.as_str();
+    /// Puts the value of `id` in, or in place of the one there (which already counts as a use).
+    fn put(&mut self, id: &str, value: T) {
         let slot = match self.slots.get(id) {
-            Some((slot, _)) if self.role(*slot).is_some() => *slot,
+            Some((slot, _)) if self.get(*slot).is_some() => *slot,
             _ => self.take(id),
         };
-        self.set(slot, Some(role));
+        self.set(slot, Some(value));
     }
 
-    /// Takes a role out.
-    fn remove(&mut self, role_id: &str) {
-        if let Some((slot, _)) = self.slots.get(role_id) {
+    /// Takes the value of `id` out.
+    fn remove(&mut self, id: &str) {
+        if let Some((slot, _)) = self.slots.get(id) {
             self.set(*slot, None);
-            self.give_back(role_id);
+            self.give_back(id);
         }
     }
 }
@@ -868,9 +888,9 @@ impl RoleSlots {
 #[derive(Clone, Debug)]
 pub struct RegisteredResource {
     pub resource: Arc<Resource>,
-    /// The [`hash_key`] of its project's id (0 when it has none), so that the check path looks
-    /// the project up without hashing its id.
-    pub project_hash: u64,
+    /// Its project id's slot ([`ProjectSlots`]), when it names one: the check path finds the
+    /// project there without looking its id up.
+    pub project_slot: Option<u32>,
 }
 
 /// The snapshot. Fields are public for reading; only [`Index::apply`] changes them, on a clone.
@@ -912,6 +932,8 @@ pub struct Index {
     pub roles: CowMap<Id, Arc<CompiledRole>>,
     /// The same roles by slot, for the check path.
     pub role_slots: RoleSlots,
+    /// The projects by slot, for the check path.
+    pub project_slots: ProjectSlots,
     /// The numbers of the nodes bindings and projects name, for the check path.
     pub node_numbers: NodeNumbers,
     pub bindings: CowSet<Arc<CompiledBinding>>,
@@ -968,7 +990,7 @@ impl Index {
                 base_role = Some(compiled.clone());
             }
             roles.insert(role.id.clone(), compiled.clone());
-            role_slots.put(compiled);
+            role_slots.put(&role.id, compiled);
         }
         Self {
             revision: 0,
@@ -994,6 +1016,7 @@ impl Index {
             declarations: CowMap::default(),
             roles,
             role_slots,
+            project_slots: ProjectSlots::default(),
             node_numbers: NodeNumbers::default(),
             bindings: CowSet::default(),
             names: Names::default(),
@@ -1118,7 +1141,7 @@ impl Index {
             .map(|r| &r.resource)
     }
 
-    /// A registered resource, with its project's hash.
+    /// A registered resource, with its project's slot.
     #[inline(always)]
     pub fn registered(
         &self,
@@ -1189,6 +1212,7 @@ impl Index {
                     space_number,
                     organization_number,
                 };
+                self.project_slots.put(&record.project.id, record.clone());
                 self.projects.insert(record.project.id.clone(), record);
             }
             Object::Group(g) => {
@@ -1209,7 +1233,7 @@ impl Index {
             Object::Role(r) => {
                 let role = Arc::new(CompiledRole::new(r));
                 self.roles.insert(role.role.id.clone(), role.clone());
-                self.role_slots.put(role);
+                self.role_slots.put(&role.role.id, role.clone());
             }
             Object::RoleBinding(b) => {
                 let subject = b.subject.clone();
@@ -1238,7 +1262,7 @@ impl Index {
                 self.resources_by_id
                     .entry_or_default(r.id.clone())
                     .push(RegisteredResource {
-                        project_hash: r.project_id.as_deref().map_or(0, hash_key),
+                        project_slot: (r.project_id.as_deref()).map(|p| self.project_slots.take(p)),
                         resource: r.clone(),
                     });
                 self.resource_ids_by_type
@@ -1302,6 +1326,7 @@ impl Index {
             }
             ObjectKind::Project => {
                 if let Some(record) = self.projects.remove(id) {
+                    self.project_slots.remove(id);
                     let p = &record.project;
                     for node in ProjectRecord::nodes(p) {
                         self.node_numbers.give_back(Some(&p.organization_id), node);
@@ -1348,6 +1373,9 @@ impl Index {
             }
             ObjectKind::Resource => {
                 if let Some(r) = self.resources.remove(id) {
+                    if let Some(p) = &r.project_id {
+                        self.project_slots.give_back(p);
+                    }
                     if let Some(list) = self.resources_by_id.get_mut(r.id.as_str()) {
                         list.retain(|x| !Arc::ptr_eq(&x.resource, &r));
                         if list.is_empty() {
@@ -2263,7 +2291,7 @@ mod tests {
     /// The role the check path finds for a binding, by its slot.
     fn slot_role(index: &Index, binding_id: &str) -> Option<String> {
         let binding = index.bindings.get(binding_id)?;
-        let role = index.role_slots.role(binding.role_slot)?;
+        let role = index.role_slots.get(binding.role_slot)?;
         Some(format!(
             "{} {}",
             role.role.id, role.role.permissions[0].permission
@@ -2327,7 +2355,91 @@ mod tests {
         let found = index
             .bindings
             .get("b3")
-            .map(|b| index.role_slots.role(b.role_slot));
+            .map(|b| index.role_slots.get(b.role_slot));
         assert!(found.flatten().is_some_and(|r| Arc::ptr_eq(r, &predefined)));
+    }
+
+    /// The project the check path finds for a registered model, by its slot: its id and
+    /// organization.
+    fn slot_project(index: &Index, model: &str) -> Option<String> {
+        let registered = index.registered("o", "model", model)?;
+        let record = index.project_slots.get(registered.project_slot?)?;
+        Some(format!(
+            "{} in {}",
+            record.project.id, record.project.organization_id
+        ))
+    }
+
+    #[test]
+    fn a_resources_project_is_found_by_its_slot_whatever_happens_to_the_project() {
+        let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let mut index = Index::new(catalog);
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let project = |organization: &str| {
+            Object::Project(Project {
+                id: "p1".to_owned(),
+                organization_id: organization.to_owned(),
+                space_id: "s1".to_owned(),
+                name: "p1".to_owned(),
+                description: String::new(),
+                created_at: now,
+                updated_at: now,
+            })
+        };
+        let model = |id: &str, project: &str| {
+            Object::Resource(Resource {
+                organization_id: "o".to_owned(),
+                resource_type: "model".to_owned(),
+                id: id.to_owned(),
+                project_id: Some(project.to_owned()),
+                owner_id: None,
+                properties: Default::default(),
+                created_at: now,
+                updated_at: now,
+            })
+        };
+        let (m1, p1) = (model("m1", "p1"), project("o"));
+        // A resource may come before its project (a store's objects load in any order).
+        index.apply(1, &[Op::Put { object: m1.clone() }]);
+        assert_eq!(slot_project(&index, "m1"), None);
+        index.apply(2, &[Op::Put { object: p1.clone() }]);
+        assert_eq!(slot_project(&index, "m1").as_deref(), Some("p1 in o"));
+
+        // The project deleted and made again in another organization: the slot follows it (the
+        // check path then compares the organization); a snapshot taken before keeps the first.
+        let before = index.clone();
+        index.apply(3, &[delete(&p1)]);
+        assert_eq!(slot_project(&index, "m1"), None);
+        index.apply(
+            4,
+            &[Op::Put {
+                object: project("o2"),
+            }],
+        );
+        assert_eq!(slot_project(&index, "m1").as_deref(), Some("p1 in o2"));
+        assert_eq!(slot_project(&before, "m1").as_deref(), Some("p1 in o"));
+
+        // A slot given back (no project, no resource names p1 any more) serves the next project
+        // id, and only that one.
+        let slot = index.registered("o", "model", "m1").map(|r| r.project_slot);
+        index.apply(5, &[delete(&m1), delete(&project("o2"))]);
+        index.apply(
+            6,
+            &[Op::Put {
+                object: model("m2", "p2"),
+            }],
+        );
+        let m2_slot = index.registered("o", "model", "m2").map(|r| r.project_slot);
+        assert_eq!(m2_slot, slot);
+        assert_eq!(slot_project(&index, "m2"), None, "p1 is not p2");
+        let p2 = match project("o") {
+            Object::Project(p) => Object::Project(Project {
+                id: "p2".to_owned(),
+                ..p
+            }),
+            other => other,
+        };
+        index.apply(7, &[Op::Put { object: p2 }]);
+        assert_eq!(slot_project(&index, "m2").as_deref(), Some("p2 in o"));
     }
 }
