@@ -2441,5 +2441,8 @@ mod tests {
         };
         index.apply(7, &[Op::Put { object: p2 }]);
         assert_eq!(slot_project(&index, "m2").as_deref(), Some("p2 in o"));
+
+        // What a project put or deleted copies, a slot each (ARCHITECTURE.md says 24 bytes).
+        assert_eq!(std::mem::size_of::<Option<ProjectRecord>>(), 24);
     }
 }
