@@ -85,9 +85,13 @@ impl<E> Clone for CowTable<E> {
 }
 
 impl<E> Default for CowTable<E> {
+    /// Every shard the same empty table until a write gives it one of its own (`Arc::make_mut`
+    /// copies an empty table without allocating): an index holds a few dozen maps, most of whose
+    /// shards stay empty in a small organization, and one allocation each was most of what an
+    /// empty index held.
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Arc::new(HashTable::new())).collect(),
+            shards: std::iter::repeat_n(Arc::new(HashTable::new()), SHARDS).collect(),
             len: 0,
         }
     }
