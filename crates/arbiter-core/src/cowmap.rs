@@ -1,5 +1,6 @@
 //! A hash map split into shards that are shared between snapshots and copied on write: cloning
-//! the map copies 256 pointers, and a write copies only the one shard it touches. This is what
+//! the map copies one pointer (to its array of 256 shard pointers, shared too), and a write
+//! copies that array and the one shard it touches. This is what
 //! lets a write publish a new index snapshot in microseconds, whatever the size of the index.
 //! A shard is copied with its values, so a value that grows large is a [`SharedBag`] (or a
 //! persistent set, `crate::index::MemberSet`), which a write changes without copying it whole.
@@ -69,9 +70,15 @@ fn shard_of(hash: u64) -> usize {
 
 /// The sharded copy-on-write table under [`CowMap`] and [`CowSet`]: entries found by a hash and
 /// a test of the entry.
+///
+/// The array of shard pointers is shared between snapshots as the shards are: a snapshot of the
+/// index (a write clones the index and changes the clone) then copies one pointer a map, where
+/// copying the arrays of its few dozen maps cost thousands of reference counts, a count up on the
+/// clone and one down when the older snapshot went; a write copies the array of each map it
+/// changes.
 #[derive(Debug)]
 struct CowTable<E> {
-    shards: Vec<Arc<HashTable<E>>>,
+    shards: Arc<[Arc<HashTable<E>>; SHARDS]>,
     len: usize,
 }
 
@@ -91,7 +98,10 @@ impl<E> Default for CowTable<E> {
     /// empty index held.
     fn default() -> Self {
         Self {
-            shards: std::iter::repeat_n(Arc::new(HashTable::new()), SHARDS).collect(),
+            shards: Arc::new(std::array::from_fn({
+                let empty = Arc::new(HashTable::new());
+                move |_| empty.clone()
+            })),
             len: 0,
         }
     }
@@ -99,8 +109,7 @@ impl<E> Default for CowTable<E> {
 
 impl<E: Clone> CowTable<E> {
     fn shard_mut(&mut self, hash: u64) -> &mut HashTable<E> {
-        // `SHARDS` shards always exist.
-        Arc::make_mut(&mut self.shards[shard_of(hash)])
+        Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[shard_of(hash)])
     }
 
     #[inline]
@@ -595,6 +604,35 @@ mod tests {
         );
         assert_eq!(snapshot.len(), 5000);
         assert_eq!(bag.len(), 5000);
+    }
+
+    /// A snapshot copies no shard pointer: the clone shares the array until a write to one of
+    /// them copies it, and the other keeps what it held.
+    #[test]
+    fn a_snapshot_shares_the_array_of_shards_until_a_write() {
+        let mut map: CowMap<String, usize> = CowMap::default();
+        for n in 0..1000 {
+            map.insert(format!("k{n}"), n);
+        }
+        let snapshot = map.clone();
+        assert!(Arc::ptr_eq(&map.table.shards, &snapshot.table.shards));
+        map.insert("k0".to_owned(), 7);
+        assert!(!Arc::ptr_eq(&map.table.shards, &snapshot.table.shards));
+        let shared = map
+            .table
+            .shards
+            .iter()
+            .zip(snapshot.table.shards.iter())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(shared, SHARDS - 1);
+        assert_eq!(map.get("k0"), Some(&7));
+        assert_eq!(snapshot.get("k0"), Some(&0));
+        // A second write to the same map copies nothing more: the array is its own now.
+        let array = Arc::as_ptr(&map.table.shards);
+        map.insert("k1".to_owned(), 8);
+        assert_eq!(Arc::as_ptr(&map.table.shards), array);
+        assert_eq!(snapshot.get("k1"), Some(&1));
     }
 
     /// Two ids of one length (0 to 40) made of `a` and `b`.
