@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 use arbiter_core::catalog::Catalog;
 use arbiter_core::engine::{check, ResourceQuery, SubjectQuery};
 use arbiter_core::index::Index;
-use arbiter_core::model::{
-    Membership, MembershipStatus, Node, Object, Op, RoleBinding, SubjectRef,
-};
-use arbiter_core::workload::{generate, CountingAllocator, WorkloadCheck, ORG};
+use arbiter_core::model::Op;
+use arbiter_core::workload::{generate, single_write, CountingAllocator, WorkloadCheck};
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -88,30 +86,7 @@ fn bench(c: &mut Criterion) {
         let mut current = Arc::new(index);
         for n in 0..150 {
             let kind = n % 3;
-            let object = if kind == 2 {
-                Object::Membership(Membership {
-                    organization_id: ORG.to_owned(),
-                    user_id: format!("bench-member-{n}"),
-                    status: MembershipStatus::Active,
-                    created_at: now,
-                })
-            } else {
-                Object::RoleBinding(RoleBinding {
-                    id: format!("bench-write-{n}"),
-                    role_id: "r0".to_owned(),
-                    subject: SubjectRef::User("u0".to_owned()),
-                    node: if kind == 1 {
-                        Node::Organization(ORG.to_owned())
-                    } else {
-                        Node::Project("p0".to_owned())
-                    },
-                    organization_id: Some(ORG.to_owned()),
-                    condition: None,
-                    expires_at: None,
-                    created_at: now,
-                    updated_at: now,
-                })
-            };
+            let object = single_write(kind, n, now);
             let t = Instant::now();
             let mut next = (*current).clone();
             next.apply(current.revision + 1, &[Op::Put { object }]);

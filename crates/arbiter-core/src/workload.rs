@@ -155,6 +155,36 @@ fn all_permissions() -> Vec<Permission> {
 }
 
 /// Generates the workload for `users` users with `checks` checks.
+/// One of the single writes that the engine benchmark and `examples/write_loop` time, in a
+/// generated workload: a binding of `u0` on project `p0` (`kind` 0), one on the organization
+/// (1, whose node holds a tenth of all bindings), a new member of the organization (2, which has
+/// every user as a member). `n` makes its ids new.
+pub fn single_write(kind: usize, n: usize, now: DateTime<Utc>) -> Object {
+    if kind == 2 {
+        return Object::Membership(Membership {
+            organization_id: ORG.to_owned(),
+            user_id: format!("write-member-{n}"),
+            status: MembershipStatus::Active,
+            created_at: now,
+        });
+    }
+    Object::RoleBinding(RoleBinding {
+        id: format!("write-binding-{n}"),
+        role_id: "r0".to_owned(),
+        subject: SubjectRef::User("u0".to_owned()),
+        node: if kind == 1 {
+            Node::Organization(ORG.to_owned())
+        } else {
+            Node::Project("p0".to_owned())
+        },
+        organization_id: Some(ORG.to_owned()),
+        condition: None,
+        expires_at: None,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
 pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
     let mut rng = Rng::new(seed);
     let now: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
