@@ -154,7 +154,6 @@ fn all_permissions() -> Vec<Permission> {
         .collect()
 }
 
-/// Generates the workload for `users` users with `checks` checks.
 /// One of the single writes that the engine benchmark and `examples/write_loop` time, in a
 /// generated workload: a binding of `u0` on project `p0` (`kind` 0), one on the organization
 /// (1, whose node holds a tenth of all bindings), a new member of the organization (2, which has
@@ -185,6 +184,7 @@ pub fn single_write(kind: usize, n: usize, now: DateTime<Utc>) -> Object {
     })
 }
 
+/// Generates the workload for `users` users with `checks` checks.
 pub fn generate(users: usize, checks: usize, seed: u64) -> Workload {
     let mut rng = Rng::new(seed);
     let now: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
