@@ -71,12 +71,13 @@ impl Names {
     }
 }
 
-/// The subject of a binding, by interned id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum BoundSubject {
-    User(Name),
-    Group(Name),
-    ApiKey(Name),
+/// The kind of a binding's subject, whose interned id is beside it: one byte, where an enum of
+/// the three ids was eight more than the id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SubjectKind {
+    User,
+    Group,
+    ApiKey,
 }
 
 /// The node of a binding, by interned ids (a resource's type and id are its own).
@@ -110,9 +111,12 @@ pub struct CompiledBinding {
     role_id: Name,
     organization_id: Option<Name>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// In what was padding after `expires_at`: with it, the record is 112 bytes, 128 with its
+    /// `Arc`'s counts, an allocator's size class (mimalloc's next is 160).
+    subject_kind: SubjectKind,
     pub condition: Option<CompiledCondition>,
     id: Box<str>,
-    subject: BoundSubject,
+    subject_id: Name,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -128,10 +132,10 @@ impl CompiledBinding {
     /// gives them back when the binding leaves the index. The index gives the binding its role's
     /// slot and its node's number.
     pub fn new(binding: RoleBinding, names: &mut Names, role_slot: u32, node_number: u32) -> Self {
-        let subject = match &binding.subject {
-            SubjectRef::User(id) => BoundSubject::User(names.intern(id)),
-            SubjectRef::Group(id) => BoundSubject::Group(names.intern(id)),
-            SubjectRef::ApiKey(id) => BoundSubject::ApiKey(names.intern(id)),
+        let (subject_kind, subject_id) = match &binding.subject {
+            SubjectRef::User(id) => (SubjectKind::User, names.intern(id)),
+            SubjectRef::Group(id) => (SubjectKind::Group, names.intern(id)),
+            SubjectRef::ApiKey(id) => (SubjectKind::ApiKey, names.intern(id)),
         };
         let node = match &binding.node {
             Node::Platform => BoundNode::Platform,
@@ -151,7 +155,8 @@ impl CompiledBinding {
             organization_id: binding.organization_id.as_deref().map(|o| names.intern(o)),
             condition: compile_stored(binding.condition.as_deref()),
             id: binding.id.into_boxed_str(),
-            subject,
+            subject_kind,
+            subject_id,
             node,
             expires_at: binding.expires_at,
             created_at: binding.created_at,
@@ -184,10 +189,11 @@ impl CompiledBinding {
     }
 
     pub fn subject(&self) -> SubjectRefView<'_> {
-        match &self.subject {
-            BoundSubject::User(id) => SubjectRefView::User(id),
-            BoundSubject::Group(id) => SubjectRefView::Group(id),
-            BoundSubject::ApiKey(id) => SubjectRefView::ApiKey(id),
+        let id = &self.subject_id;
+        match self.subject_kind {
+            SubjectKind::User => SubjectRefView::User(id),
+            SubjectKind::Group => SubjectRefView::Group(id),
+            SubjectKind::ApiKey => SubjectRefView::ApiKey(id),
         }
     }
 
@@ -261,7 +267,7 @@ mod tests {
     #[test]
     fn is_compact() {
         // Ten or more per user: what each costs is what the index costs.
-        assert_eq!(std::mem::size_of::<CompiledBinding>(), 120);
+        assert_eq!(std::mem::size_of::<CompiledBinding>(), 112);
     }
 
     #[test]

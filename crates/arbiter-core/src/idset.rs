@@ -1,14 +1,15 @@
 //! A small ordered set of ids: what the index keeps for the few organizations, spaces, groups
 //! and keys of one user. An empty `BTreeSet` is free but one holding a single id allocates a
-//! node of eleven slots (about 280 bytes); this holds exactly its ids, sorted, in one `Vec`.
+//! node of eleven slots (about 280 bytes); this holds exactly its ids, sorted, in one boxed
+//! slice (two words, where a `Vec` is three: a user's links hold four sets).
 //! Inserting is linear in the set's size, so the sets that grow large (an organization's users)
 //! are [`crate::index::MemberSet`]s, persistent sorted sets a write changes without copying.
 
 use crate::model::Id;
 
-/// A sorted set of ids in one `Vec`.
+/// A sorted set of ids in one boxed slice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IdSet(Vec<Id>);
+pub struct IdSet(Box<[Id]>);
 
 impl IdSet {
     /// True when the id is in the set.
@@ -21,10 +22,12 @@ impl IdSet {
         match self.position(&id) {
             Ok(_) => false,
             Err(at) => {
-                // Exactly the room needed: most sets hold one or two ids, and a `Vec` would
-                // otherwise make room for four.
-                self.0.reserve_exact(1);
-                self.0.insert(at, id);
+                let mut ids = std::mem::take(&mut self.0).into_vec();
+                // Exactly the room needed, so that the slice takes the allocation as it is:
+                // most sets hold one or two ids, and a `Vec` would make room for four.
+                ids.reserve_exact(1);
+                ids.insert(at, id);
+                self.0 = ids.into_boxed_slice();
                 true
             }
         }
@@ -34,7 +37,9 @@ impl IdSet {
     pub fn remove(&mut self, id: &str) -> bool {
         match self.position(id) {
             Ok(at) => {
-                self.0.remove(at);
+                let mut ids = std::mem::take(&mut self.0).into_vec();
+                ids.remove(at);
+                self.0 = ids.into_boxed_slice();
                 true
             }
             Err(_) => false,

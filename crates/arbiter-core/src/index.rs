@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use smol_str::SmolStr;
 
 pub use crate::binding::CompiledBinding;
@@ -22,9 +23,9 @@ use crate::cowmap::{hash_key, same_id, CowMap, CowSet, Keyed, SharedBag};
 use crate::grants::{CompiledGrant, PatternIndex};
 use crate::idset::{IdSet, SetOfIds};
 use crate::model::{
-    pair_key, resource_key, ApiKey, DeclaredType, Group, GroupMember, Id, Membership, NodeView,
-    Object, ObjectKey, ObjectKind, Op, Organization, Project, Resource, Role, RoleEntry, Scope,
-    Space, SpaceMember, SubjectRef, User,
+    pair_key, resource_key, ApiKey, DeclaredType, Group, GroupMember, Id, Membership,
+    MembershipStatus, NodeView, Object, ObjectKey, ObjectKind, Op, Organization, Project, Resource,
+    Role, RoleEntry, Scope, Space, SpaceMember, SubjectRef, User,
 };
 use crate::permission::{Permission, WILDCARD};
 
@@ -484,6 +485,57 @@ impl Keyed for UserRecord {
     }
 }
 
+/// A membership as [`Index::memberships`] keeps it: under its key ([`pair_key`] of the
+/// organization and the user) with its status and date, where the stored record (64 bytes and two
+/// ids of its own, behind a pointer) was most of what a user's membership cost.
+#[derive(Clone, Debug)]
+pub struct MembershipEntry {
+    key: Box<str>,
+    /// Where the organization's id ends in the key: an id may hold the key's `/`.
+    organization_len: u32,
+    pub status: MembershipStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+impl MembershipEntry {
+    fn new(membership: &Membership) -> Self {
+        Self {
+            key: pair_key(&membership.organization_id, &membership.user_id).into_boxed_str(),
+            organization_len: u32::try_from(membership.organization_id.len()).unwrap_or(u32::MAX),
+            status: membership.status,
+            created_at: membership.created_at,
+        }
+    }
+
+    pub fn organization_id(&self) -> &str {
+        self.key
+            .get(..self.organization_len as usize)
+            .unwrap_or_default()
+    }
+
+    pub fn user_id(&self) -> &str {
+        self.key
+            .get(self.organization_len as usize + 1..)
+            .unwrap_or_default()
+    }
+
+    /// The membership as stored.
+    pub fn to_membership(&self) -> Membership {
+        Membership {
+            organization_id: self.organization_id().to_owned(),
+            user_id: self.user_id().to_owned(),
+            status: self.status,
+            created_at: self.created_at,
+        }
+    }
+}
+
+impl Keyed for MembershipEntry {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// The users by id, each with its [`UserLinks`].
 #[derive(Clone, Debug, Default)]
 pub struct Users {
@@ -923,7 +975,7 @@ pub struct Index {
     pub user_by_email: CowMap<String, Id>,
     pub user_by_external_id: CowMap<String, Id>,
     /// `organization/user` → membership.
-    pub memberships: CowMap<String, Arc<Membership>>,
+    pub memberships: CowSet<MembershipEntry>,
     pub organization_users: CowMap<Id, MemberSet>,
     pub spaces: CowMap<Id, Arc<Space>>,
     pub space_members: CowMap<Id, MemberSet>,
@@ -942,7 +994,8 @@ pub struct Index {
     /// Each subject's grants, indexed by pattern.
     pub grants_by_subject: CowMap<SubjectRef, Arc<PatternIndex>>,
     /// Types declared (or extended) by each organization.
-    pub declared_types: CowMap<Id, BTreeMap<String, ResourceType>>,
+    /// (Shared, so that a write to a map in one table copies a pointer for each organization.)
+    pub declared_types: CowMap<Id, Arc<BTreeMap<String, ResourceType>>>,
     /// The stored declarations, for export.
     pub declarations: CowMap<String, Arc<DeclaredType>>,
     /// Predefined and custom roles by id.
@@ -1016,7 +1069,7 @@ impl Index {
             users: Users::default(),
             user_by_email: CowMap::default(),
             user_by_external_id: CowMap::default(),
-            memberships: CowMap::default(),
+            memberships: CowSet::default(),
             organization_users: CowMap::default(),
             spaces: CowMap::default(),
             space_members: CowMap::default(),
@@ -1207,8 +1260,7 @@ impl Index {
                 self.users
                     .add_links(&m.user_id, |l| l.organizations.add(&m.organization_id));
                 insert_set(&mut self.organization_users, &m.organization_id, &m.user_id);
-                self.memberships
-                    .insert(pair_key(&m.organization_id, &m.user_id), Arc::new(m));
+                self.memberships.insert(MembershipEntry::new(&m));
             }
             Object::Space(s) => {
                 self.spaces.insert(s.id.clone(), Arc::new(s));
@@ -1326,10 +1378,9 @@ impl Index {
             }
             ObjectKind::Membership => {
                 if let Some(m) = self.memberships.remove(id) {
-                    self.change_user_links(&m.user_id, |l| {
-                        l.organizations.take_out(&m.organization_id)
-                    });
-                    remove_set(&mut self.organization_users, &m.organization_id, &m.user_id);
+                    let (organization, user) = (m.organization_id(), m.user_id());
+                    self.change_user_links(user, |l| l.organizations.take_out(organization));
+                    remove_set(&mut self.organization_users, organization, user);
                 }
             }
             ObjectKind::Space => {
@@ -1498,9 +1549,10 @@ impl Index {
             .declarations
             .get(&pair_key(organization_id, name))
             .cloned();
-        let types = self
-            .declared_types
-            .entry_or_default(organization_id.to_owned());
+        let types = Arc::make_mut(
+            self.declared_types
+                .entry_or_default(organization_id.to_owned()),
+        );
         match declaration {
             Some(d) => {
                 let service = self
@@ -1530,7 +1582,9 @@ impl Index {
     /// The types an organization declared or extended.
     pub fn organization_types(&self, organization_id: &str) -> &BTreeMap<String, ResourceType> {
         static EMPTY: BTreeMap<String, ResourceType> = BTreeMap::new();
-        self.declared_types.get(organization_id).unwrap_or(&EMPTY)
+        self.declared_types
+            .get(organization_id)
+            .map_or(&EMPTY, |types| &**types)
     }
 
     /// The service a type belongs to in an organization: built-in first, then declared.
@@ -1591,7 +1645,7 @@ impl Index {
         out.extend(
             self.memberships
                 .values()
-                .map(|o| Object::Membership((**o).clone())),
+                .map(|m| Object::Membership(m.to_membership())),
         );
         out.extend(self.spaces.values().map(|o| Object::Space((**o).clone())));
         out.extend(

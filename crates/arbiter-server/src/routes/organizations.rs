@@ -219,7 +219,7 @@ pub async fn add_users(
                 let membership = index
                     .memberships
                     .get(&arbiter_core::model::pair_key(ctx.org_id(), &u.user_id))
-                    .map(|m| (**m).clone())
+                    .map(|m| m.to_membership())
                     .unwrap_or_else(|| Membership {
                         organization_id: ctx.org_id().to_owned(),
                         user_id: u.user_id.clone(),
