@@ -1820,6 +1820,53 @@ mod tests {
         assert!(index.users.records.is_empty(), "nothing is left of u1");
     }
 
+    /// A membership kept as its key, status and date gives back the stored membership, even
+    /// when an id holds the key's `/`, and its deletion finds both ids.
+    #[test]
+    fn a_membership_entry_gives_back_the_stored_membership() {
+        let catalog = Arc::new(Catalog::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let mut index = Index::new(catalog);
+        let pending = Object::Membership(Membership {
+            organization_id: "o/1".to_owned(),
+            user_id: "u/2".to_owned(),
+            status: MembershipStatus::Pending,
+            created_at: DateTime::parse_from_rfc3339("2026-12-04T10:00:00.123456789Z")
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|e| panic!("{e}")),
+        });
+        let plain = membership("o", "u/2");
+        index.apply(
+            1,
+            &[
+                Op::Put {
+                    object: pending.clone(),
+                },
+                Op::Put {
+                    object: plain.clone(),
+                },
+            ],
+        );
+        let entry = index
+            .memberships
+            .get(&pair_key("o/1", "u/2"))
+            .unwrap_or_else(|| panic!("the membership is kept"));
+        assert_eq!((entry.organization_id(), entry.user_id()), ("o/1", "u/2"));
+        assert_eq!(Object::Membership(entry.to_membership()), pending);
+        let mut kept: Vec<Object> = index
+            .objects()
+            .into_iter()
+            .filter(|o| matches!(o, Object::Membership(_)))
+            .collect();
+        kept.sort_by_key(|o| o.key().id);
+        // By key: `o/1/u/2` before `o/u/2`.
+        assert_eq!(kept, [pending.clone(), plain]);
+
+        index.apply(2, &[delete(&pending)]);
+        assert!(!index.is_member("o/1", "u/2"));
+        assert!(index.is_member("o", "u/2"));
+        assert_eq!(index.memberships.len(), 1);
+    }
+
     /// A user id of up to 23 bytes is in the record's own lines, so that the lookup compares it
     /// without reading memory elsewhere; a longer one is kept apart, and both are found.
     #[test]
