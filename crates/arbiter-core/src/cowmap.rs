@@ -129,21 +129,16 @@ impl<E: Clone> CowTable<E> {
         }
     }
 
-    /// As [`CowTable::shard_mut`], for an entry that is new when `adding` (counted here): a
-    /// table that holds [`SHARDS`] entries is split first.
-    fn shard_to_insert(
-        &mut self,
-        hash: u64,
-        rehash: impl Fn(&E) -> u64,
-        adding: bool,
-    ) -> &mut HashTable<E> {
-        if adding {
-            if self.len >= SHARDS {
-                self.split(rehash);
-            }
-            self.len += 1;
+    /// Before an insert: splits a table still in one piece that holds [`SHARDS`] entries, when
+    /// `is` finds no entry (the insert adds one). Only such a table looks the key up here, so an
+    /// insert looks it up once, as before tables began in one piece.
+    fn split_if_full(&mut self, hash: u64, is: impl Fn(&E) -> bool, rehash: impl Fn(&E) -> u64) {
+        if matches!(self.shards, Shards::One(_))
+            && self.len >= SHARDS
+            && self.find(hash, is).is_none()
+        {
+            self.split(rehash);
         }
-        self.shard_mut(hash)
     }
 
     fn split(&mut self, rehash: impl Fn(&E) -> u64) {
@@ -181,8 +176,9 @@ impl<E: Clone> CowTable<E> {
 
     /// Inserts an entry the caller found absent.
     fn insert_new(&mut self, hash: u64, entry: E, rehash: impl Fn(&E) -> u64) {
-        self.shard_to_insert(hash, &rehash, true)
-            .insert_unique(hash, entry, rehash);
+        self.split_if_full(hash, |_| false, &rehash);
+        self.shard_mut(hash).insert_unique(hash, entry, rehash);
+        self.len += 1;
     }
 
     fn remove(&mut self, hash: u64, is: impl Fn(&E) -> bool) -> Option<E> {
@@ -293,15 +289,17 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     /// Inserts, answering the value replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let hash = hash_key(&key);
-        let adding = self.table.find(hash, |(k, _)| *k == key).is_none();
-        let entry = self
-            .table
-            .shard_to_insert(hash, |(k, _)| hash_key(k), adding)
-            .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
+        self.table
+            .split_if_full(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
+        let entry =
+            self.table
+                .shard_mut(hash)
+                .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
         match entry {
             Entry::Occupied(mut e) => Some(std::mem::replace(&mut e.get_mut().1, value)),
             Entry::Vacant(e) => {
                 e.insert((key, value));
+                self.table.len += 1;
                 None
             }
         }
@@ -324,11 +322,15 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         V: Default,
     {
         let hash = hash_key(&key);
-        let adding = self.table.find(hash, |(k, _)| *k == key).is_none();
-        let entry = self
-            .table
-            .shard_to_insert(hash, |(k, _)| hash_key(k), adding)
-            .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
+        self.table
+            .split_if_full(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
+        if self.table.find(hash, |(k, _)| *k == key).is_none() {
+            self.table.len += 1;
+        }
+        let entry =
+            self.table
+                .shard_mut(hash)
+                .entry(hash, |(k, _)| *k == key, |(k, _)| hash_key(k));
         match entry {
             Entry::Occupied(e) => &mut e.into_mut().1,
             Entry::Vacant(e) => &mut e.insert((key, V::default())).into_mut().1,
@@ -415,11 +417,15 @@ impl<V: Keyed + Clone> CowSet<V> {
     /// the same).
     pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
         let hash = hash_key(key);
-        let adding = self.table.find(hash, |v| same_id(v.key(), key)).is_none();
-        let entry = self
-            .table
-            .shard_to_insert(hash, |v| hash_key(v.key()), adding)
-            .entry(hash, |v| v.key() == key, |v| hash_key(v.key()));
+        self.table
+            .split_if_full(hash, |v| same_id(v.key(), key), |v| hash_key(v.key()));
+        if self.table.find(hash, |v| same_id(v.key(), key)).is_none() {
+            self.table.len += 1;
+        }
+        let entry =
+            self.table
+                .shard_mut(hash)
+                .entry(hash, |v| v.key() == key, |v| hash_key(v.key()));
         match entry {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(make()).into_mut(),
