@@ -923,7 +923,7 @@ async fn groups_and_permission_profiles() {
 
 #[tokio::test]
 async fn resources_registry() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let org = app.create_org("Acme").await;
     let space = app.create_space(&org, "Research").await;
     let project = app.create_project(&org, &space, "Vision").await;
@@ -946,7 +946,7 @@ async fn resources_registry() {
             "/v1/resources/model/m1",
             ADMIN_KEY,
             Some(&org),
-            json!({"properties": {"stage": "dev"}}),
+            json!({"properties": {"stage": "dev", "team": "vision", "accuracy": 0.9}}),
         )
         .await;
     assert_eq!(
@@ -1018,6 +1018,18 @@ async fn resources_registry() {
         .get("/v1/resources/model/m1", ADMIN_KEY, Some(&org))
         .await;
     assert_eq!(got.body["properties"]["stage"], "dev", "{}", got.text);
+    // Properties keep the order their keys were written in (the README's choices), in the
+    // answer and once read back from the store.
+    let in_written_order = |text: &str| {
+        let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap_or(usize::MAX);
+        at("stage") < at("team") && at("team") < at("accuracy") && at("accuracy") < usize::MAX
+    };
+    assert!(in_written_order(&got.text), "{}", got.text);
+    app.kill_and_restart();
+    let reloaded = app
+        .get("/v1/resources/model/m1", ADMIN_KEY, Some(&org))
+        .await;
+    assert!(in_written_order(&reloaded.text), "{}", reloaded.text);
 
     let alice = app.create_user(&org, "alice@acme.test").await;
     let on_model = app
