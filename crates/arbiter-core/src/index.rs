@@ -972,8 +972,8 @@ pub struct Index {
     /// Users, each with its links (organizations, spaces, groups, keys, bindings by node).
     pub users: Users,
     /// Lowercased email → user id.
-    pub user_by_email: CowMap<String, Id>,
-    pub user_by_external_id: CowMap<String, Id>,
+    pub user_by_email: CowMap<Box<str>, Id>,
+    pub user_by_external_id: CowMap<Box<str>, Id>,
     /// `organization/user` → membership.
     pub memberships: CowSet<MembershipEntry>,
     pub organization_users: CowMap<Id, MemberSet>,
@@ -988,7 +988,7 @@ pub struct Index {
     pub group_memberships: CowMap<String, Arc<GroupMember>>,
     pub api_keys: CowMap<Id, Arc<ApiKey>>,
     /// Hex SHA-256 of a secret → key id.
-    pub key_by_hash: CowMap<String, Id>,
+    pub key_by_hash: CowMap<Box<str>, Id>,
     /// Resource grants by id.
     pub grants: CowMap<Id, Arc<CompiledGrant>>,
     /// Each subject's grants, indexed by pattern.
@@ -1250,9 +1250,10 @@ impl Index {
             }
             Object::User(u) => {
                 self.user_by_email
-                    .insert(u.email.to_lowercase(), u.id.clone());
+                    .insert(u.email.to_lowercase().into_boxed_str(), u.id.clone());
                 for e in &u.external_ids {
-                    self.user_by_external_id.insert(e.clone(), u.id.clone());
+                    self.user_by_external_id
+                        .insert(e.as_str().into(), u.id.clone());
                 }
                 self.users.insert(Arc::new(u));
             }
@@ -1295,7 +1296,8 @@ impl Index {
                     .insert(pair_key(&m.group_id, &m.user_id), Arc::new(m));
             }
             Object::ApiKey(k) => {
-                self.key_by_hash.insert(k.secret_hash.clone(), k.id.clone());
+                self.key_by_hash
+                    .insert(k.secret_hash.as_str().into(), k.id.clone());
                 self.users.add_links(&k.user_id, |l| l.keys.add(&k.id));
                 self.api_keys.insert(k.id.clone(), Arc::new(k));
             }
@@ -1370,9 +1372,9 @@ impl Index {
             }
             ObjectKind::User => {
                 if let Some(u) = self.users.remove(id) {
-                    self.user_by_email.remove(&u.email.to_lowercase());
+                    self.user_by_email.remove(u.email.to_lowercase().as_str());
                     for e in &u.external_ids {
-                        self.user_by_external_id.remove(e);
+                        self.user_by_external_id.remove(e.as_str());
                     }
                 }
             }
@@ -1412,7 +1414,7 @@ impl Index {
             }
             ObjectKind::ApiKey => {
                 if let Some(k) = self.api_keys.remove(id) {
-                    self.key_by_hash.remove(&k.secret_hash);
+                    self.key_by_hash.remove(k.secret_hash.as_str());
                     self.change_user_links(&k.user_id, |l| l.keys.take_out(&k.id));
                 }
             }
