@@ -559,7 +559,7 @@ async fn users_me_auth_info_and_invitations() {
             "/v1/users",
             ADMIN_KEY,
             Some(&org),
-            json!({"email": "alice@acme.test", "name": "Alice", "external_ids": ["idp|alice"], "properties": {"dept": "ml"}}),
+            json!({"email": "alice@acme.test", "name": "Alice", "external_ids": ["idp|alice"], "properties": {"dept": "ml", "cost_center": "c42", "band": 3}}),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
@@ -609,6 +609,13 @@ async fn users_me_auth_info_and_invitations() {
         .get(&format!("/v1/users/{alice}"), ADMIN_KEY, Some(&org))
         .await;
     assert_eq!(got.body["name"], "Alice", "{}", got.text);
+    // Properties come back in the order they were written, not sorted (the README's choices).
+    let at = |key: &str| got.text.find(&format!("\"{key}\":")).unwrap_or(usize::MAX);
+    assert!(
+        at("dept") < at("cost_center") && at("cost_center") < at("band") && at("band") < usize::MAX,
+        "{}",
+        got.text
+    );
 
     let empty = app
         .patch(
